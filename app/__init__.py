@@ -1,0 +1,1 @@
+"""Audience: mass contact management for marketing automation."""

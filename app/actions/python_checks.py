@@ -1,0 +1,127 @@
+"""Actions only a Python library can decide: sex from first names, e-mail syntax.
+Each streams the chunk's values through the library and writes back set-based."""
+
+from functools import lru_cache
+
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+
+from app.actions.base import ActionHandler, RunContext, c, register
+from app.db import in_ids
+
+STREAM = 5000
+
+
+@lru_cache(maxsize=1)
+def _detector():
+    import gender_guesser.detector as gender
+
+    return gender.Detector(case_sensitive=False)
+
+
+@lru_cache(maxsize=200_000)
+def sex_of(first_name: str) -> str | None:
+    """female / male from a names dictionary, or None when it cannot tell."""
+    name = first_name.strip().split()[0] if first_name.strip() else ""
+    name = name.split("-")[0]
+    if not name:
+        return None
+    guess = _detector().get_gender(name.capitalize())
+    if guess in ("female", "mostly_female"):
+        return "female"
+    if guess in ("male", "mostly_male"):
+        return "male"
+    return None
+
+
+def email_is_valid(email: str) -> bool:
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
+
+
+@register
+class IdentifySex(ActionHandler):
+    type = "identify_sex"
+
+    def _candidates(self):
+        where = [c.c.first_name.is_not(None), c.c.first_name != ""]
+        if not self.action.overwrite:
+            where.append(c.c.sex == "unknown")
+        return where
+
+    def apply(self, rc, ids):
+        rows = rc.conn.execute(
+            sa.select(sa.distinct(c.c.first_name)).where(
+                c.c.account_id == rc.account_id, in_ids(rc.conn, c.c.id, ids), *self._candidates()
+            )
+        ).scalars()
+        by_sex: dict[str, list[str]] = {"female": [], "male": []}
+        for name in rows:
+            sex = sex_of(name)
+            if sex:
+                by_sex[sex].append(name)
+        changed: set[int] = set()
+        for sex, names in by_sex.items():
+            if not names:
+                continue
+            stmt = (
+                sa.update(c)
+                .where(
+                    c.c.account_id == rc.account_id,
+                    in_ids(rc.conn, c.c.id, ids),
+                    c.c.first_name.in_(names),
+                    c.c.sex != sex,
+                    *self._candidates(),
+                )
+                .values(sex=sex, updated_at=rc.now)
+                .returning(c.c.id)
+            )
+            changed |= set(rc.conn.execute(stmt).scalars())
+        return changed
+
+    def would_change(self, rc, members):
+        rows = rc.conn.execution_options(yield_per=STREAM).execute(
+            sa.select(c.c.first_name, c.c.sex, sa.func.count())
+            .where(c.c.id.in_(members), *self._candidates())
+            .group_by(c.c.first_name, c.c.sex)
+        )
+        return sum(n for name, sex, n in rows if (s := sex_of(name)) and s != sex)
+
+
+@register
+class InvalidateBadEmails(ActionHandler):
+    """email_valid = false where the address fails a full syntax check (no DNS)."""
+
+    type = "invalidate_bad_emails"
+
+    def apply(self, rc, ids):
+        rows = rc.conn.execute(
+            sa.select(c.c.id, c.c.email).where(
+                c.c.account_id == rc.account_id,
+                in_ids(rc.conn, c.c.id, ids),
+                c.c.email_valid.is_(sa.true()),
+            )
+        ).all()
+        bad = [cid for cid, email in rows if not email_is_valid(email)]
+        if not bad:
+            return set()
+        stmt = (
+            sa.update(c)
+            .where(c.c.account_id == rc.account_id, in_ids(rc.conn, c.c.id, bad))
+            .values(email_valid=False, updated_at=rc.now)
+            .returning(c.c.id)
+        )
+        return set(rc.conn.execute(stmt).scalars())
+
+    def would_change(self, rc: RunContext, members):
+        rows = (
+            rc.conn.execution_options(yield_per=STREAM)
+            .execute(
+                sa.select(c.c.email).where(c.c.id.in_(members), c.c.email_valid.is_(sa.true()))
+            )
+            .scalars()
+        )
+        return sum(1 for email in rows if not email_is_valid(email))

@@ -1,0 +1,29 @@
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", operation_id="healthz")
+def healthz() -> dict:
+    """Liveness: answers 200 without a key."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", operation_id="readyz")
+def readyz(request: Request):
+    """Readiness: the database (and Redis, when configured) answer."""
+    checks: dict[str, str] = {}
+    try:
+        with request.app.state.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        checks["database"] = f"error: {type(exc).__name__}"
+    runner = request.app.state.runner
+    checks["queue"] = runner.health()
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+    )

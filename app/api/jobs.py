@@ -1,0 +1,102 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from app.api.deps import AccountDep, EngineDep, SettingsDep
+from app.errors import RESPONSES, ErrorBody
+from app.jobs import service
+from app.jobs.schemas import DryRun, Job, JobIn, JobPage
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=RESPONSES)
+
+
+@router.post(
+    "",
+    operation_id="submit_job",
+    status_code=202,
+    response_model=Job,
+    responses={
+        200: {"model": DryRun, "description": "dry_run=true: what each action would change"},
+        409: {
+            "model": ErrorBody,
+            "description": "expected_total differs (error.total has the actual total), "
+            "or the Idempotency-Key was used with another body",
+        },
+    },
+)
+async def submit_job(
+    body: JobIn,
+    request: Request,
+    account_id: AccountDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    dry_run: Annotated[bool, Query(description="count what each action would change")] = False,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+):
+    """Run an action list on a selection as a job (202), or count its effect (dry_run)."""
+    if dry_run:
+
+        def count() -> dict:
+            with engine.begin() as conn:
+                return service.dry_run(conn, account_id, body, settings)
+
+        return JSONResponse(DryRun(**await run_in_threadpool(count)).model_dump(mode="json"))
+
+    def create() -> tuple[dict, bool]:
+        with engine.begin() as conn:
+            job_id, created = service.submit(conn, account_id, body, idempotency_key)
+        with engine.connect() as conn:
+            return service.get_job(conn, account_id, job_id), created
+
+    job, created = await run_in_threadpool(create)
+    if created:  # enqueue only after the row is committed
+        await request.app.state.runner.enqueue(job["id"], body.run_at)
+    return JSONResponse(Job(**job).model_dump(mode="json"), status_code=202)
+
+
+@router.get("", operation_id="list_jobs", response_model=JobPage)
+def list_jobs(
+    account_id: AccountDep,
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before: Annotated[int | None, Query(ge=1, description="a job id: older jobs only")] = None,
+) -> dict:
+    """The account's jobs, newest first."""
+    with engine.connect() as conn:
+        return service.list_jobs(conn, account_id, limit, before)
+
+
+@router.get("/{job_id}", operation_id="get_job", response_model=Job)
+def get_job(job_id: int, account_id: AccountDep, engine: EngineDep) -> dict:
+    with engine.connect() as conn:
+        return service.get_job(conn, account_id, job_id)
+
+
+@router.post("/{job_id}/cancel", operation_id="cancel_job", response_model=Job)
+def cancel_job(job_id: int, account_id: AccountDep, engine: EngineDep) -> dict:
+    """Stop a queued or running job between chunks; what was applied stays applied."""
+    with engine.begin() as conn:
+        return service.cancel(conn, account_id, job_id)
+
+
+@router.get(
+    "/{job_id}/output",
+    operation_id="get_job_output",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/csv": {}},
+            "description": "contact_id,email,value of generated coupons or links",
+        }
+    },
+)
+def job_output(job_id: int, account_id: AccountDep, engine: EngineDep):
+    with engine.connect() as conn:
+        service.get_job(conn, account_id, job_id)  # 404 for another account's job
+    return StreamingResponse(
+        service.output_rows(engine, account_id, job_id),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="job-{job_id}-output.csv"'},
+    )

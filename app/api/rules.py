@@ -1,0 +1,39 @@
+from fastapi import APIRouter, Response
+
+from app import rules as service
+from app.api.deps import AccountDep, EngineDep
+from app.errors import RESPONSES
+from app.rules import Rule, RuleIn
+
+router = APIRouter(prefix="/v1/rules", tags=["rules"], responses=RESPONSES)
+
+
+@router.post("", operation_id="create_rule", response_model=Rule, status_code=201)
+def create_rule(body: RuleIn, account_id: AccountDep, engine: EngineDep) -> dict:
+    with engine.begin() as conn:
+        return service.create_rule(conn, account_id, body)
+
+
+@router.get("", operation_id="list_rules", response_model=list[Rule])
+def list_rules(account_id: AccountDep, engine: EngineDep) -> list[dict]:
+    with engine.connect() as conn:
+        return service.list_rules(conn, account_id)
+
+
+@router.get("/{rule_id}", operation_id="get_rule", response_model=Rule)
+def get_rule(rule_id: int, account_id: AccountDep, engine: EngineDep) -> dict:
+    with engine.connect() as conn:
+        return service.get_rule(conn, account_id, rule_id)
+
+
+@router.put("/{rule_id}", operation_id="update_rule", response_model=Rule)
+def update_rule(rule_id: int, body: RuleIn, account_id: AccountDep, engine: EngineDep) -> dict:
+    with engine.begin() as conn:
+        return service.update_rule(conn, account_id, rule_id, body)
+
+
+@router.delete("/{rule_id}", operation_id="delete_rule", status_code=204)
+def delete_rule(rule_id: int, account_id: AccountDep, engine: EngineDep) -> Response:
+    with engine.begin() as conn:
+        service.delete_rule(conn, account_id, rule_id)
+    return Response(status_code=204)

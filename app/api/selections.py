@@ -1,0 +1,111 @@
+from fastapi import APIRouter, Response
+from sqlalchemy.exc import OperationalError
+
+from app.api.deps import AccountDep, EngineDep, SettingsDep
+from app.contacts.service import load_contacts
+from app.db import set_statement_timeout
+from app.errors import RESPONSES, QueryTimeout
+from app.selection import segments as seg
+from app.selection import service
+from app.selection.schemas import CountResult, PreviewIn, PreviewResult, Segment, SegmentIn
+from app.selection.spec import Selection
+
+router = APIRouter(prefix="/v1", responses=RESPONSES)
+
+
+def _timed_out(exc: OperationalError) -> bool:
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return code == "57014"  # query_canceled (statement_timeout)
+
+
+@router.post(
+    "/selections/count",
+    tags=["selections"],
+    operation_id="count_selection",
+    response_model=CountResult,
+    responses={503: {"description": "The count exceeded the statement timeout"}},
+)
+def count(
+    body: Selection, account_id: AccountDep, engine: EngineDep, settings: SettingsDep
+) -> dict:
+    """The exact number of contacts a selection spec selects (one query)."""
+    try:
+        with engine.begin() as conn:
+            set_statement_timeout(conn, settings.statement_timeout_s)
+            return {"total": service.count(conn, account_id, body)}
+    except OperationalError as exc:
+        if _timed_out(exc):
+            raise QueryTimeout("the count took longer than the statement timeout") from None
+        raise
+
+
+@router.post(
+    "/selections/preview",
+    tags=["selections"],
+    operation_id="preview_selection",
+    response_model=PreviewResult,
+)
+def preview(
+    body: PreviewIn, account_id: AccountDep, engine: EngineDep, settings: SettingsDep
+) -> dict:
+    """The total and the first contacts (lowest ids first)."""
+    try:
+        with engine.begin() as conn:
+            set_statement_timeout(conn, settings.statement_timeout_s)
+            total = service.count(conn, account_id, body.selection)
+            ids = service.preview_ids(conn, account_id, body.selection, body.limit)
+            return {"total": total, "contacts": load_contacts(conn, account_id, ids)}
+    except OperationalError as exc:
+        if _timed_out(exc):
+            raise QueryTimeout("the preview took longer than the statement timeout") from None
+        raise
+
+
+@router.post(
+    "/segments",
+    tags=["segments"],
+    operation_id="create_segment",
+    response_model=Segment,
+    status_code=201,
+)
+def create_segment(body: SegmentIn, account_id: AccountDep, engine: EngineDep) -> dict:
+    with engine.begin() as conn:
+        return seg.create_segment(conn, account_id, body)
+
+
+@router.get(
+    "/segments", tags=["segments"], operation_id="list_segments", response_model=list[Segment]
+)
+def list_segments(account_id: AccountDep, engine: EngineDep) -> list[dict]:
+    with engine.connect() as conn:
+        return seg.list_segments(conn, account_id)
+
+
+@router.get(
+    "/segments/{segment_id}", tags=["segments"], operation_id="get_segment", response_model=Segment
+)
+def get_segment(segment_id: int, account_id: AccountDep, engine: EngineDep) -> dict:
+    with engine.connect() as conn:
+        return seg.get_segment(conn, account_id, segment_id)
+
+
+@router.put(
+    "/segments/{segment_id}",
+    tags=["segments"],
+    operation_id="update_segment",
+    response_model=Segment,
+)
+def update_segment(
+    segment_id: int, body: SegmentIn, account_id: AccountDep, engine: EngineDep
+) -> dict:
+    with engine.begin() as conn:
+        return seg.update_segment(conn, account_id, segment_id, body)
+
+
+@router.delete(
+    "/segments/{segment_id}", tags=["segments"], operation_id="delete_segment", status_code=204
+)
+def delete_segment(segment_id: int, account_id: AccountDep, engine: EngineDep) -> Response:
+    with engine.begin() as conn:
+        seg.delete_segment(conn, account_id, segment_id)
+    return Response(status_code=204)

@@ -1,0 +1,71 @@
+"""API keys: `aud_` + random; only a sha256 of a key is stored."""
+
+import hashlib
+import secrets
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Connection
+
+from app import tables as t
+from app.errors import Unauthorized
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return "aud_" + secrets.token_urlsafe(32)
+
+
+def create_account(conn: Connection, name: str, key: str | None = None) -> tuple[int, str]:
+    key = key or new_key()
+    account_id = conn.execute(
+        sa.insert(t.accounts).values(name=name, created_at=t.utcnow()).returning(t.accounts.c.id)
+    ).scalar_one()
+    conn.execute(
+        sa.insert(t.api_keys).values(
+            account_id=account_id, key_hash=hash_key(key), prefix=key[:8], created_at=t.utcnow()
+        )
+    )
+    return account_id, key
+
+
+def account_for_key(conn: Connection, key: str) -> int | None:
+    return conn.execute(
+        sa.select(t.api_keys.c.account_id).where(t.api_keys.c.key_hash == hash_key(key))
+    ).scalar_one_or_none()
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "missing API key: send 'Authorization: Bearer <api key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return token.strip()
+
+
+bearer_scheme = HTTPBearer(auto_error=False, description="The account's API key")
+
+
+def current_account(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
+) -> int:
+    key = _bearer(request)
+    engine = request.app.state.engine
+    with engine.connect() as conn:
+        account_id = account_for_key(conn, key)
+    if account_id is None:
+        raise Unauthorized("wrong API key", headers={"WWW-Authenticate": "Bearer"})
+    request.state.account_id = account_id
+    return account_id
+
+
+AccountDep = Annotated[int, Depends(current_account)]

@@ -1,0 +1,34 @@
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting comes from the environment, prefix AUDIENCE_."""
+
+    model_config = SettingsConfigDict(env_prefix="AUDIENCE_", extra="ignore")
+
+    database_url: str = "sqlite:///audience.db"
+    redis_url: str | None = None
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    # Seconds a count or preview may run on PostgreSQL before it is cancelled (503).
+    statement_timeout_s: float = 30.0
+    # Contacts a job applies per transaction.
+    job_chunk_size: int = 10_000
+    # A running job whose worker has not renewed its lease for this long is re-queued.
+    job_lease_s: float = 60.0
+    # How often the reaper / in-process runner looks for due and abandoned jobs.
+    job_poll_s: float = 2.0
+    # Secret for personal link tokens (HMAC). Set it in production.
+    link_secret: str = "change-me-in-production"
+    max_body_bytes: int = 64 * 1024 * 1024
+    demo: bool = True  # embedded default: ensure a demo account with demo data
+    demo_contacts: int = 2_000
+    log_level: str = "INFO"
+    log_json: bool = True
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,190 @@
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+
+from app.names import Name
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+class Sex(StrEnum):
+    female = "female"
+    male = "male"
+    unknown = "unknown"
+
+
+class State(StrEnum):
+    UNKNOWN = "UNKNOWN"
+    PROSPECT = "PROSPECT"
+    CUSTOMER = "CUSTOMER"
+    PARTNER = "PARTNER"
+    OTHER = "OTHER"
+
+
+def check_email(value: str) -> str:
+    """The loading rule: one '@', no white space, at most 254 characters.
+    Full syntax is `invalidate_bad_emails`' job."""
+    value = value.strip().lower()
+    if value.count("@") != 1:
+        raise ValueError("an e-mail address has exactly one '@'")
+    if any(ch.isspace() for ch in value) or "\x00" in value:
+        raise ValueError("an e-mail address has no white space")
+    if len(value) > 254:
+        raise ValueError("an e-mail address has at most 254 characters")
+    local, domain = value.split("@")
+    if not local or not domain:
+        raise ValueError("an e-mail address has text on both sides of '@'")
+    return value
+
+
+def _upper(value):
+    return value.upper() if isinstance(value, str) else value
+
+
+def _ci_enum(enum):
+    """Accept enum values ignoring case ('customer' → CUSTOMER)."""
+
+    def parse(value):
+        if isinstance(value, str):
+            for member in enum:
+                if member.value.lower() == value.strip().lower():
+                    return member.value
+        return value
+
+    return parse
+
+
+def _clean_text(value):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        value = value.strip()
+        return value or None
+    return value
+
+
+Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(check_email)]
+Text = Annotated[str | None, BeforeValidator(_clean_text), Field(max_length=1000)]
+Country = Annotated[
+    str | None,
+    BeforeValidator(_clean_text),
+    BeforeValidator(_upper),
+    Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2"),
+]
+Score = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+SexField = Annotated[Sex, BeforeValidator(_ci_enum(Sex))]
+StateField = Annotated[State, BeforeValidator(_ci_enum(State))]
+DetailName = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+DetailValue = Annotated[str, StringConstraints(max_length=10_000)]
+
+
+class ContactIn(BaseModel):
+    """A contact to create or update, by e-mail. Absent fields are left as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+    first_name: Text = None
+    last_name: Text = None
+    phone: Text = None
+    company: Text = None
+    city: Text = None
+    country: Country = None
+    birth_date: date | None = None
+    sex: SexField = Sex.unknown
+    score: Score = 0
+    state: StateField = State.PROSPECT
+    email_opt_in: bool = False
+    phone_opt_in: bool = False
+    email_valid: bool = True
+    created_at: datetime | None = None
+    tags: list[Name] = Field(default_factory=list, max_length=1000)
+    details: dict[DetailName, DetailValue | None] = Field(default_factory=dict)
+    owners: list[Email] = Field(default_factory=list, max_length=100)
+    funnels: dict[Name, Name] = Field(default_factory=dict)
+    groups: list[Name] = Field(default_factory=list, max_length=1000)
+
+
+class ContactsIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "contacts": [
+                        {
+                            "email": "anna.nowak@example.com",
+                            "first_name": "Anna",
+                            "city": "Łódź",
+                            "country": "PL",
+                            "tags": ["VIP"],
+                            "details": {"plan": "gold"},
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+
+    contacts: list[ContactIn] = Field(min_length=1, max_length=10_000)
+
+
+class UpsertResult(BaseModel):
+    created: int
+    updated: int
+
+
+class Contact(BaseModel):
+    id: int
+    email: str
+    first_name: str | None
+    last_name: str | None
+    phone: str | None
+    company: str | None
+    city: str | None
+    country: str | None
+    birth_date: date | None
+    sex: Sex
+    score: int
+    state: State
+    email_opt_in: bool
+    phone_opt_in: bool
+    email_valid: bool
+    deleted: bool
+    created_at: datetime
+    updated_at: datetime
+    tags: list[str]
+    details: dict[str, str]
+    owners: list[str]
+    funnels: dict[str, str]
+    groups: list[str]
+
+
+SCALAR_FIELDS = [
+    "first_name",
+    "last_name",
+    "phone",
+    "company",
+    "city",
+    "country",
+    "birth_date",
+    "sex",
+    "score",
+    "state",
+    "email_opt_in",
+    "phone_opt_in",
+    "email_valid",
+    "created_at",
+]
+NOT_NULL_FIELDS = {"sex", "score", "state", "email_opt_in", "phone_opt_in", "email_valid"}

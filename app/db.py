@@ -1,0 +1,128 @@
+"""Engine and transaction scope.
+
+One engine per process. SQLite gets the functions PostgreSQL has built in (a Unicode
+`lower`, safe number/date parsing), so the compiler emits the same SQL for both.
+"""
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+NUMBER_RE = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ].*)?$")
+
+
+def parse_number(value: str | None) -> float | None:
+    """A detail value as a number, or None: the same rule as SQL's audience_try_number."""
+    if value is None or not NUMBER_RE.match(value):
+        return None
+    number = float(value)
+    if number in (float("inf"), float("-inf")):
+        return None
+    return number
+
+
+def parse_date(value: str | None) -> date | None:
+    """A detail value as a date, or None: the same rule as SQL's audience_try_date."""
+    if value is None or not DATE_RE.match(value):
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def _sqlite_lower(value):
+    return value.lower() if isinstance(value, str) else value
+
+
+def _sqlite_try_date(value):
+    parsed = parse_date(value) if isinstance(value, str) else None
+    return parsed.isoformat() if parsed else None
+
+
+def _sqlite_try_number(value):
+    return parse_number(value) if isinstance(value, str) else None
+
+
+def normalize_url(url: str) -> str:
+    """Accept plain `postgresql://` URLs and pick the driver ourselves."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 60}, **kwargs
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: sqlite3.Connection, _record):
+            # Manual transactions (see "begin" below), SQL functions PostgreSQL has.
+            dbapi_conn.isolation_level = None
+            dbapi_conn.create_function("lower", 1, _sqlite_lower, deterministic=True)
+            dbapi_conn.create_function("audience_try_date", 1, _sqlite_try_date, deterministic=True)
+            dbapi_conn.create_function(
+                "audience_try_number", 1, _sqlite_try_number, deterministic=True
+            )
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection):
+            # Take the write lock up front: SQLite cannot upgrade a read transaction
+            # under contention without failing, so every transaction is IMMEDIATE.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def is_postgres(conn_or_engine) -> bool:
+    return conn_or_engine.dialect.name == "postgresql"
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """Commit on success, roll back on error."""
+    with engine.begin() as conn:
+        yield conn
+
+
+def set_statement_timeout(conn: Connection, seconds: float) -> None:
+    if is_postgres(conn) and seconds > 0:
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(seconds * 1000)}")
+
+
+def dialect_insert(conn: Connection, table: sa.Table):
+    """An INSERT that knows ON CONFLICT, for the connection's dialect."""
+    if is_postgres(conn):
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def in_ids(conn: Connection, column, ids: list[int]):
+    """`column IN ids`, index-driven: `= ANY(array)` on PostgreSQL (one parameter),
+    an expanding IN on SQLite."""
+    if is_postgres(conn):
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == sa.any_(sa.bindparam(None, ids, type_=ARRAY(sa.BigInteger)))
+    return column.in_(ids)

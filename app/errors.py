@@ -1,0 +1,169 @@
+"""One error hierarchy, one body shape:
+{"error": {"code", "message", "details": [{"path", "message"}]}}."""
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ErrorDetail(BaseModel):
+    path: str
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] = []
+
+
+class ErrorBody(BaseModel):
+    error: ErrorInfo
+
+
+class AudienceError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: list[dict[str, str]] | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+        self.extra = extra or {}
+        self.headers = headers
+
+
+class Unauthorized(AudienceError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class NotFound(AudienceError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(AudienceError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(AudienceError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class Invalid(AudienceError):
+    status_code = 422
+    code = "validation_error"
+
+    @classmethod
+    def at(cls, path: str, message: str) -> "Invalid":
+        return cls(message, details=[{"path": path, "message": message}])
+
+
+class QueryTimeout(AudienceError):
+    status_code = 503
+    code = "query_timeout"
+
+
+class Unavailable(AudienceError):
+    status_code = 503
+    code = "unavailable"
+
+
+def error_body(code: str, message: str, details=None, **extra) -> dict:
+    error = {"code": code, "message": message, "details": details or []}
+    error.update(extra)
+    return {"error": error}
+
+
+def format_loc(loc: tuple | list) -> str:
+    """('body', 'contacts', 3, 'birth_date') -> 'contacts[3].birth_date'."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in ("body",) and not path:
+            continue
+        elif isinstance(part, str) and (part.startswith(("function-", "~")) or "[" in part):
+            # pydantic's names for union members / validators carry no user meaning
+            continue
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def pydantic_details(errors: list[dict], prefix: str = "") -> list[dict[str, str]]:
+    details = []
+    seen = set()
+    for err in errors:
+        path = format_loc(err.get("loc", ()))
+        if prefix:
+            path = f"{prefix}.{path}" if path and not path.startswith("[") else f"{prefix}{path}"
+        cause = (err.get("ctx") or {}).get("error")
+        if getattr(cause, "path", None) is not None and hasattr(cause, "message"):
+            path = f"{path}.{cause.path}" if path else cause.path
+        message = err.get("msg", "invalid")
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        if (path, message) in seen:
+            continue
+        seen.add((path, message))
+        details.append({"path": path, "message": message})
+    return details
+
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or wrong API key"},
+    404: {"model": ErrorBody, "description": "Not found in this account"},
+    422: {
+        "model": ErrorBody,
+        "description": "Invalid request; details point at the offending part",
+    },
+}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(AudienceError)
+    async def _audience(_request: Request, exc: AudienceError):
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.details, **exc.extra),
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError):
+        details = pydantic_details(exc.errors())
+        message = details[0]["message"] if details else "invalid request"
+        if details and details[0]["path"]:
+            message = f"{details[0]['path']}: {message}"
+        return JSONResponse(error_body("validation_error", message, details), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException):
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+        return JSONResponse(
+            error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception):
+        import structlog
+
+        structlog.get_logger("audience").exception("unhandled error", exc_info=exc)
+        return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)

@@ -1,0 +1,63 @@
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.actions.schemas import ActionList
+from app.selection.spec import Selection
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class JobIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "selection": {"include": [{"type": "tag", "tags": ["VIP"]}]},
+                    "actions": [
+                        {"type": "add_tags", "tags": ["black-friday"]},
+                        {"type": "set_score", "mode": "add", "value": 10},
+                    ],
+                    "expected_total": 1234,
+                }
+            ]
+        },
+    )
+    selection: Selection = Field(default_factory=Selection)
+    actions: ActionList
+    run_at: datetime | None = None
+    expected_total: int | None = Field(default=None, ge=0)
+
+
+class ActionProgress(BaseModel):
+    type: str
+    affected: int
+
+
+class Job(BaseModel):
+    id: int
+    status: JobStatus
+    total: int | None
+    processed: int
+    actions: list[ActionProgress]
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    run_at: datetime | None = None
+    cancel_requested: bool = False
+    attempts: int = 0
+
+
+class JobPage(BaseModel):
+    jobs: list[Job]
+    next_before: int | None = Field(
+        description="Pass as `before` for the next (older) page; null on the last page"
+    )
+
+
+class DryRun(BaseModel):
+    total: int
+    actions: list[ActionProgress]

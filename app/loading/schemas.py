@@ -1,0 +1,108 @@
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from app.contacts.schemas import Email
+from app.names import Name
+
+
+class FunnelIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "Sales", "stages": ["Lead", "Offer", "Won"]}]},
+    )
+    name: Name
+    stages: list[Name] = Field(min_length=1, max_length=1000)
+
+
+class Funnel(BaseModel):
+    id: int
+    name: str
+    stages: list[str]
+
+
+class RecipientIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: Email
+    sent_at: datetime | None = None
+    opened_at: datetime | None = None
+    clicked_at: datetime | None = None
+    bounced: bool = False
+
+
+class MailingIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "November newsletter",
+                    "sent_at": "2026-11-02T09:00:00Z",
+                    "recipients": [
+                        {"email": "anna.nowak@example.com", "opened_at": "2026-11-02T10:12:00Z"}
+                    ],
+                }
+            ]
+        },
+    )
+    name: Name
+    sent_at: datetime
+    recipients: list[RecipientIn] = Field(default_factory=list, max_length=100_000)
+
+
+class Mailing(BaseModel):
+    id: int
+    name: str
+    sent_at: datetime
+    recipients: int
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: Email
+    type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    occurred_at: datetime
+    value: float | None = Field(default=None, allow_inf_nan=False)
+    products: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+    details: dict[Annotated[str, StringConstraints(max_length=255)], str] | None = None
+
+
+class EventsIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "events": [
+                        {
+                            "email": "anna.nowak@example.com",
+                            "type": "PURCHASE",
+                            "occurred_at": "2026-11-20T14:30:00Z",
+                            "value": 129.9,
+                            "products": "running shoes",
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+    events: list[EventIn] = Field(min_length=1, max_length=10_000)
+
+
+class EventsResult(BaseModel):
+    created: int
+
+
+class GroupIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"name": "Blacklist"}]}
+    )
+    name: Name
+
+
+class Group(BaseModel):
+    id: int
+    name: str
+    members: int
+    created_at: datetime

@@ -1,0 +1,132 @@
+"""create_app(): engine, job runner, routers, error handlers, middleware."""
+
+import time
+import uuid
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app import errors, logs
+from app.api import contacts, health, jobs, loading, rules, selections
+from app.config import Settings, get_settings
+from app.db import make_engine
+from app.jobs.runner import make_runner
+
+log = logs.get("audience.http")
+
+
+class RequestContext:
+    """A request id per request (X-Request-ID in and out), one access log line,
+    and a body size limit enforced while reading (413 before the body is read whole)."""
+
+    def __init__(self, app: ASGIApp, max_body: int):
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = {"code": 500}
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            await _too_large(send, request_id)
+            return
+        received = {"n": 0}
+
+        async def limited_receive():
+            message = await receive()
+            if message["type"] == "http.request":
+                received["n"] += len(message.get("body", b""))
+                if received["n"] > self.max_body:
+                    raise errors.PayloadTooLarge("request body too large")
+            return message
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        finally:
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status["code"],
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+
+
+async def _too_large(send: Send, request_id: str) -> None:
+    import json
+
+    body = json.dumps(errors.error_body("payload_too_large", "request body too large")).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"x-request-id", request_id.encode("latin-1")),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(
+    settings: Settings | None = None, *, engine=None, start_runner: bool = True
+) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if start_runner:
+            app.state.runner.start()
+        try:
+            yield
+        finally:
+            app.state.runner.stop()
+            if owns_engine:
+                app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Audience",
+        version="1.0.0",
+        description=(
+            "Mass contact management for marketing automation: pick a group of contacts "
+            "with a selection spec, count it exactly, and run bulk actions on it as jobs."
+        ),
+        lifespan=lifespan,
+    )
+    owns_engine = engine is None
+    app.state.settings = settings
+    app.state.engine = engine or make_engine(settings.database_url)
+    app.state.runner = make_runner(settings, app.state.engine)
+    errors.install(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["X-Request-ID"],
+    )
+    app.add_middleware(RequestContext, max_body=settings.max_body_bytes)
+    for module in (health, contacts, loading, selections, rules, jobs):
+        app.include_router(module.router)
+    return app

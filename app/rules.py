@@ -1,0 +1,142 @@
+"""Rules: a name, an optional condition and a stored action list (run by `run_rule`)."""
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from app import tables as t
+from app.actions import prepare
+from app.actions.schemas import ActionList
+from app.errors import Conflict, Invalid, NotFound
+from app.names import Name, name_key
+from app.selection import spec as s
+from app.selection.check import check_condition
+
+
+class RuleIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Welcome VIP",
+                    "condition": {"field": "email_opt_in", "op": "eq", "value": True},
+                    "actions": [
+                        {"type": "add_tags", "tags": ["welcomed"]},
+                        {"type": "set_score", "mode": "add", "value": 5},
+                    ],
+                }
+            ]
+        },
+    )
+    name: Name
+    condition: s.Condition | None = None
+    actions: ActionList
+
+
+class Rule(BaseModel):
+    id: int
+    name: str
+    condition: dict | None
+    actions: list[dict]
+    created_at: datetime
+    updated_at: datetime
+
+
+COLUMNS = [
+    t.rules.c.id,
+    t.rules.c.name,
+    t.rules.c.condition,
+    t.rules.c.actions,
+    t.rules.c.created_at,
+    t.rules.c.updated_at,
+]
+
+
+def _check(conn: Connection, account_id: int, body: RuleIn, rule_id: int | None) -> None:
+    if body.condition is not None:
+        errors: list = []
+        check_condition(body.condition, "condition", errors)
+        if errors:
+            raise Invalid(f"{errors[0]['path']}: {errors[0]['message']}", details=errors)
+    # Resolving the actions follows run_rule into stored rules: a loop back to this rule
+    # (or any loop) is refused here, at save time.
+    stack = (rule_id,) if rule_id is not None else ()
+    prepare(conn, account_id, body.actions, create=False, stack=stack)
+
+
+def _values(body: RuleIn) -> dict:
+    return {
+        "name": body.name,
+        "name_key": name_key(body.name),
+        "condition": (_dump_condition(body) if body.condition is not None else None),
+        "actions": [a.model_dump(mode="json", by_alias=True) for a in body.actions],
+    }
+
+
+def _dump_condition(body: RuleIn):
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(s.Condition).dump_python(
+        body.condition, mode="json", by_alias=True, exclude_unset=True
+    )
+
+
+def get_rule(conn: Connection, account_id: int, rule_id: int) -> dict:
+    row = (
+        conn.execute(
+            sa.select(*COLUMNS).where(t.rules.c.account_id == account_id, t.rules.c.id == rule_id)
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"rule {rule_id} not found")
+    return dict(row)
+
+
+def list_rules(conn: Connection, account_id: int) -> list[dict]:
+    rows = conn.execute(
+        sa.select(*COLUMNS).where(t.rules.c.account_id == account_id).order_by(t.rules.c.id)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def create_rule(conn: Connection, account_id: int, body: RuleIn) -> dict:
+    _check(conn, account_id, body, None)
+    now = t.utcnow()
+    try:
+        with conn.begin_nested():
+            rule_id = conn.execute(
+                sa.insert(t.rules)
+                .values(account_id=account_id, created_at=now, updated_at=now, **_values(body))
+                .returning(t.rules.c.id)
+            ).scalar_one()
+    except IntegrityError:
+        raise Conflict(f"a rule named '{body.name}' exists") from None
+    return get_rule(conn, account_id, rule_id)
+
+
+def update_rule(conn: Connection, account_id: int, rule_id: int, body: RuleIn) -> dict:
+    get_rule(conn, account_id, rule_id)
+    _check(conn, account_id, body, rule_id)
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                sa.update(t.rules)
+                .where(t.rules.c.account_id == account_id, t.rules.c.id == rule_id)
+                .values(updated_at=t.utcnow(), **_values(body))
+            )
+    except IntegrityError:
+        raise Conflict(f"a rule named '{body.name}' exists") from None
+    return get_rule(conn, account_id, rule_id)
+
+
+def delete_rule(conn: Connection, account_id: int, rule_id: int) -> None:
+    get_rule(conn, account_id, rule_id)
+    conn.execute(
+        sa.delete(t.rules).where(t.rules.c.account_id == account_id, t.rules.c.id == rule_id)
+    )

@@ -1,0 +1,389 @@
+"""Every table of Audience: the one metadata Alembic migrates.
+
+Every account-owned table carries `account_id`, and every unique key includes it.
+Link tables are keyed (contact, thing) and indexed (thing, contact), so both
+"contacts having X" and "does contact C have X" are answered by an index.
+"""
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in Python; timestamptz on PostgreSQL, naive UTC text on SQLite."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _id() -> sa.Column:
+    return sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+
+
+def _ref(name: str, target: str, *, nullable: bool = False, ondelete: str = "CASCADE") -> sa.Column:
+    return sa.Column(
+        name,
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        sa.ForeignKey(target, ondelete=ondelete),
+        nullable=nullable,
+    )
+
+
+def _account() -> sa.Column:
+    return _ref("account_id", "accounts.id")
+
+
+def _created() -> sa.Column:
+    return sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow)
+
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(200), nullable=False),
+    _created(),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    _id(),
+    _account(),
+    # sha256 of the key; the key itself is never stored.
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    _created(),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    _id(),
+    _account(),
+    sa.Column("email", sa.String(254), nullable=False),
+    _created(),
+    sa.UniqueConstraint("account_id", "email"),
+)
+
+contacts = sa.Table(
+    "contacts",
+    metadata,
+    _id(),
+    _account(),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("first_name", sa.Text),
+    sa.Column("last_name", sa.Text),
+    sa.Column("phone", sa.Text),
+    sa.Column("company", sa.Text),
+    sa.Column("city", sa.Text),
+    sa.Column("country", sa.String(2)),
+    sa.Column("birth_date", sa.Date),
+    sa.Column("sex", sa.String(8), nullable=False, server_default="unknown"),
+    sa.Column("score", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("state", sa.String(16), nullable=False, server_default="PROSPECT"),
+    sa.Column("email_opt_in", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("phone_opt_in", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("email_valid", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("account_id", "email"),
+    sa.Index("ix_contacts_account_id_id", "account_id", "id"),
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    _id(),
+    _account(),
+    sa.Column("name", sa.String(255), nullable=False),
+    # lower-cased name: tags are matched ignoring case
+    sa.Column("name_key", sa.String(255), nullable=False),
+    _created(),
+    sa.UniqueConstraint("account_id", "name_key"),
+)
+
+contact_tags = sa.Table(
+    "contact_tags",
+    metadata,
+    _ref("contact_id", "contacts.id"),
+    _ref("tag_id", "tags.id"),
+    _account(),
+    sa.Column("added_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("contact_id", "tag_id"),
+    sa.Index("ix_contact_tags_tag_id_contact_id", "tag_id", "contact_id"),
+)
+
+contact_owners = sa.Table(
+    "contact_owners",
+    metadata,
+    _ref("contact_id", "contacts.id"),
+    _ref("user_id", "users.id"),
+    _account(),
+    sa.Column("added_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("contact_id", "user_id"),
+    sa.Index("ix_contact_owners_user_id_contact_id", "user_id", "contact_id"),
+)
+
+funnels = sa.Table(
+    "funnels",
+    metadata,
+    _id(),
+    _account(),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("name_key", sa.String(255), nullable=False),
+    _created(),
+    sa.UniqueConstraint("account_id", "name_key"),
+)
+
+stages = sa.Table(
+    "stages",
+    metadata,
+    _id(),
+    _account(),
+    _ref("funnel_id", "funnels.id"),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("name_key", sa.String(255), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.UniqueConstraint("funnel_id", "name_key"),
+)
+
+contact_funnels = sa.Table(
+    "contact_funnels",
+    metadata,
+    _ref("contact_id", "contacts.id"),
+    _ref("funnel_id", "funnels.id"),
+    _ref("stage_id", "stages.id"),
+    _account(),
+    sa.Column("entered_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("contact_id", "funnel_id"),
+    sa.Index("ix_contact_funnels_funnel_stage_contact", "funnel_id", "stage_id", "contact_id"),
+)
+
+mailings = sa.Table(
+    "mailings",
+    metadata,
+    _id(),
+    _account(),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=False),
+    _created(),
+)
+
+mailing_recipients = sa.Table(
+    "mailing_recipients",
+    metadata,
+    _ref("mailing_id", "mailings.id"),
+    _ref("contact_id", "contacts.id"),
+    _account(),
+    sa.Column("sent_at", UTCDateTime, nullable=False),
+    sa.Column("opened_at", UTCDateTime),
+    sa.Column("clicked_at", UTCDateTime),
+    sa.Column("bounced", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.PrimaryKeyConstraint("mailing_id", "contact_id"),
+    sa.Index("ix_mailing_recipients_contact_id", "contact_id"),
+)
+
+groups = sa.Table(
+    "groups",
+    metadata,
+    _id(),
+    _account(),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("name_key", sa.String(255), nullable=False),
+    _created(),
+    sa.UniqueConstraint("account_id", "name_key"),
+)
+
+group_members = sa.Table(
+    "group_members",
+    metadata,
+    _ref("group_id", "groups.id"),
+    _ref("contact_id", "contacts.id"),
+    _account(),
+    sa.Column("added_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("group_id", "contact_id"),
+    sa.Index("ix_group_members_contact_id", "contact_id"),
+)
+
+contact_details = sa.Table(
+    "contact_details",
+    metadata,
+    _ref("contact_id", "contacts.id"),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    _account(),
+    sa.PrimaryKeyConstraint("contact_id", "name"),
+    sa.Index("ix_contact_details_account_name", "account_id", "name", "contact_id"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    _id(),
+    _account(),
+    _ref("contact_id", "contacts.id"),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("products", sa.Text),
+    sa.Column("details", sa.JSON),
+    sa.Index("ix_events_account_type_occurred", "account_id", "type", "occurred_at"),
+    sa.Index("ix_events_contact_type_occurred", "contact_id", "type", "occurred_at"),
+)
+
+rules = sa.Table(
+    "rules",
+    metadata,
+    _id(),
+    _account(),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("name_key", sa.String(255), nullable=False),
+    sa.Column("condition", sa.JSON),
+    sa.Column("actions", sa.JSON, nullable=False),
+    _created(),
+    sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+    sa.UniqueConstraint("account_id", "name_key"),
+)
+
+segments = sa.Table(
+    "segments",
+    metadata,
+    _id(),
+    _account(),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("name_key", sa.String(255), nullable=False),
+    sa.Column("selection", sa.JSON, nullable=False),
+    _created(),
+    sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+    sa.UniqueConstraint("account_id", "name_key"),
+)
+
+coupons = sa.Table(
+    "coupons",
+    metadata,
+    _id(),
+    _account(),
+    _ref("contact_id", "contacts.id"),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("name_key", sa.String(255), nullable=False),
+    sa.Column("code", sa.String(64), nullable=False),
+    sa.Column("valid_until", UTCDateTime),
+    _ref("job_id", "jobs.id", nullable=True, ondelete="SET NULL"),
+    _created(),
+    sa.UniqueConstraint("account_id", "code"),
+    sa.UniqueConstraint("account_id", "contact_id", "name_key"),
+)
+
+links = sa.Table(
+    "links",
+    metadata,
+    _id(),
+    _account(),
+    _ref("contact_id", "contacts.id"),
+    _ref("job_id", "jobs.id", nullable=True, ondelete="SET NULL"),
+    sa.Column("token", sa.String(64), nullable=False, unique=True),
+    sa.Column("url", sa.Text, nullable=False),
+    _created(),
+)
+
+# --- the job engine -------------------------------------------------------------------
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    _id(),
+    _account(),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("selection", sa.JSON, nullable=False),
+    sa.Column("actions", sa.JSON, nullable=False),
+    sa.Column("total", sa.BigInteger),
+    sa.Column("processed", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("error", sa.Text),
+    sa.Column("as_of", UTCDateTime, nullable=False),
+    sa.Column("run_at", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("snapshot_taken", sa.Boolean, nullable=False, server_default=sa.false()),
+    # keyset cursor: every snapshot member with contact_id <= cursor has been applied
+    sa.Column("cursor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_until", UTCDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("enqueued_at", UTCDateTime),
+    sa.Column("idempotency_key", sa.String(255)),
+    sa.Column("request_hash", sa.String(64)),
+    sa.UniqueConstraint("account_id", "idempotency_key"),
+    sa.Index("ix_jobs_account_id_id", "account_id", "id"),
+    sa.Index("ix_jobs_status", "status"),
+)
+
+job_actions = sa.Table(
+    "job_actions",
+    metadata,
+    _ref("job_id", "jobs.id"),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("affected", sa.BigInteger, nullable=False, server_default="0"),
+    sa.PrimaryKeyConstraint("job_id", "position"),
+)
+
+# The snapshot: one row per selected contact, taken by one INSERT … SELECT.
+job_members = sa.Table(
+    "job_members",
+    metadata,
+    _ref("job_id", "jobs.id"),
+    sa.Column("contact_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+    sa.PrimaryKeyConstraint("job_id", "contact_id"),
+)
+
+# Generated coupons and links, listed by GET /v1/jobs/{id}/output.
+job_output = sa.Table(
+    "job_output",
+    metadata,
+    _ref("job_id", "jobs.id"),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("contact_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("job_id", "position", "contact_id"),
+)
+
+ACCOUNT_TABLES = [
+    t for t in metadata.sorted_tables if "account_id" in t.c and t.name not in ("api_keys",)
+]

@@ -1,0 +1,164 @@
+"""Fixtures: real databases (SQLite always; PostgreSQL when AUDIENCE_TEST_DATABASE_URL is
+set), one fresh database per test session, one fresh account per test (accounts are
+isolated, so tests never see each other's data)."""
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from app.auth import create_account
+from app.config import Settings
+from app.db import make_engine, normalize_url
+from app.main import create_app
+from app.migrate import upgrade
+
+PG_URL = os.environ.get("AUDIENCE_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("AUDIENCE_TEST_REDIS_URL")
+
+
+def _pg_database(base_url: str) -> Iterator[str]:
+    """A new database on the server of `base_url`, dropped afterwards."""
+    name = f"audience_test_{uuid.uuid4().hex[:10]}"
+    url = sa.make_url(normalize_url(base_url))
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'audience.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need AUDIENCE_TEST_DATABASE_URL")
+    gen = _pg_database(PG_URL)
+    url = next(gen)
+    upgrade(url)
+    yield url
+    gen.close()
+
+
+@pytest.fixture(
+    scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def db_url(request) -> str:
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+@pytest.fixture(scope="session")
+def engine(db_url):
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+def test_settings(db_url: str, **overrides) -> Settings:
+    values = dict(
+        database_url=db_url,
+        redis_url=None,
+        job_poll_s=0.05,
+        job_chunk_size=7,
+        job_lease_s=30,
+        demo=False,
+        log_level="WARNING",
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def api(db_url, engine) -> Iterator[TestClient]:
+    """The app on this database, in-process job runner started."""
+    app = create_app(test_settings(db_url), engine=engine)
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def account(engine) -> tuple[int, str]:
+    with engine.begin() as conn:
+        return create_account(conn, f"test-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def client(api: TestClient, account) -> TestClient:
+    """A client whose requests carry this test's fresh account key."""
+    return Scoped(api, account[1])
+
+
+class Scoped:
+    """Wraps a TestClient, adding the Authorization header; fails loudly on 5xx."""
+
+    def __init__(self, client: TestClient, key: str):
+        self._client = client
+        self.key = key
+        self.headers = {"Authorization": f"Bearer {key}"}
+
+    def request(self, method: str, url: str, **kw):
+        headers = {**self.headers, **kw.pop("headers", {})}
+        response = self._client.request(method, url, headers=headers, **kw)
+        assert response.status_code < 500, response.text
+        return response
+
+    def get(self, url, **kw):
+        return self.request("GET", url, **kw)
+
+    def post(self, url, **kw):
+        return self.request("POST", url, **kw)
+
+    def put(self, url, **kw):
+        return self.request("PUT", url, **kw)
+
+    def delete(self, url, **kw):
+        return self.request("DELETE", url, **kw)
+
+    # helpers used across tests
+    def load(self, *contacts: dict) -> dict:
+        r = self.post("/v1/contacts", json={"contacts": list(contacts)})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def ids(self, *emails: str) -> list[int]:
+        """Contact ids by e-mail, through the public API (preview)."""
+        spec = {
+            "filter": {"field": "email", "op": "in", "value": list(emails)},
+            "deleted": "include",
+        }
+        r = self.post("/v1/selections/preview", json={"selection": spec, "limit": 1000})
+        by_email = {c["email"]: c["id"] for c in r.json()["contacts"]}
+        return [by_email[e.lower()] for e in emails]
+
+    def count(self, spec: dict) -> int:
+        r = self.post("/v1/selections/count", json=spec)
+        assert r.status_code == 200, r.text
+        return r.json()["total"]
+
+    def wait(self, job_id: int, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.get(f"/v1/jobs/{job_id}").json()
+            if job["status"] in ("succeeded", "failed", "cancelled"):
+                return job
+            assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
+            time.sleep(0.05)
+
+    def run(self, selection: dict, actions: list[dict], **extra) -> dict:
+        r = self.post("/v1/jobs", json={"selection": selection, "actions": actions, **extra})
+        assert r.status_code == 202, r.text
+        return self.wait(r.json()["id"])

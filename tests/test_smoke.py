@@ -1,0 +1,17 @@
+def test_load_count_job(client):
+    assert client.load(
+        {"email": "A@x.com", "first_name": "Anna", "tags": ["VIP"]},
+        {"email": "b@x.com", "city": "ŁÓDŹ"},
+    ) == {"created": 2, "updated": 0}
+    assert client.count({}) == 2
+    assert client.count({"include": [{"type": "tag", "tags": ["vip"]}]}) == 1
+    assert client.count({"filter": {"field": "city", "op": "eq", "value": "łódź"}}) == 1
+    job = client.run(
+        {"include": [{"type": "tag", "tags": ["vip"]}]},
+        [{"type": "add_tags", "tags": ["x"]}, {"type": "set_score", "mode": "add", "value": 2}],
+    )
+    assert job["status"] == "succeeded", job
+    assert job["actions"] == [
+        {"type": "add_tags", "affected": 1},
+        {"type": "set_score", "affected": 1},
+    ]
