@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import errors, logs
-from app.api import contacts, health, jobs, loading, rules, selections
+from app.api import contacts, health, jobs, links, loading, rules, selections
 from app.config import Settings, get_settings
 from app.db import make_engine
 from app.jobs.runner import make_runner
@@ -127,6 +127,6 @@ def create_app(
         expose_headers=["X-Request-ID"],
     )
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes)
-    for module in (health, contacts, loading, selections, rules, jobs):
+    for module in (health, contacts, loading, selections, rules, jobs, links):
         app.include_router(module.router)
     return app

@@ -1,4 +1,4 @@
-from datetime import date, datetime
+from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
@@ -12,6 +12,7 @@ from pydantic import (
 )
 
 from app.names import Name
+from app.types import UTCDatetime
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
@@ -75,12 +76,14 @@ def _clean_text(value):
 
 
 Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(check_email)]
-Text = Annotated[str | None, BeforeValidator(_clean_text), Field(max_length=1000)]
+Text = Annotated[
+    Annotated[str, StringConstraints(max_length=1000)] | None, BeforeValidator(_clean_text)
+]
 Country = Annotated[
-    str | None,
-    BeforeValidator(_clean_text),
+    Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None,
     BeforeValidator(_upper),
-    Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2"),
+    BeforeValidator(_clean_text),
+    Field(description="ISO 3166-1 alpha-2"),
 ]
 Score = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 SexField = Annotated[Sex, BeforeValidator(_ci_enum(Sex))]
@@ -108,7 +111,7 @@ class ContactIn(BaseModel):
     email_opt_in: bool = False
     phone_opt_in: bool = False
     email_valid: bool = True
-    created_at: datetime | None = None
+    created_at: UTCDatetime | None = None
     tags: list[Name] = Field(default_factory=list, max_length=1000)
     details: dict[DetailName, DetailValue | None] = Field(default_factory=dict)
     owners: list[Email] = Field(default_factory=list, max_length=100)
@@ -162,8 +165,8 @@ class Contact(BaseModel):
     phone_opt_in: bool
     email_valid: bool
     deleted: bool
-    created_at: datetime
-    updated_at: datetime
+    created_at: UTCDatetime
+    updated_at: UTCDatetime
     tags: list[str]
     details: dict[str, str]
     owners: list[str]

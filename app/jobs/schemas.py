@@ -1,10 +1,10 @@
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.actions.schemas import ActionList
 from app.selection.spec import Selection
+from app.types import UTCDatetime
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -27,7 +27,7 @@ class JobIn(BaseModel):
     )
     selection: Selection = Field(default_factory=Selection)
     actions: ActionList
-    run_at: datetime | None = None
+    run_at: UTCDatetime | None = None
     expected_total: int | None = Field(default=None, ge=0)
 
 
@@ -43,10 +43,10 @@ class Job(BaseModel):
     processed: int
     actions: list[ActionProgress]
     error: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    run_at: datetime | None = None
+    created_at: UTCDatetime
+    started_at: UTCDatetime | None
+    finished_at: UTCDatetime | None
+    run_at: UTCDatetime | None = None
     cancel_requested: bool = False
     attempts: int = 0
 

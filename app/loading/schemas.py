@@ -1,10 +1,10 @@
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.contacts.schemas import Email
 from app.names import Name
+from app.types import UTCDatetime
 
 
 class FunnelIn(BaseModel):
@@ -25,9 +25,9 @@ class Funnel(BaseModel):
 class RecipientIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     email: Email
-    sent_at: datetime | None = None
-    opened_at: datetime | None = None
-    clicked_at: datetime | None = None
+    sent_at: UTCDatetime | None = None
+    opened_at: UTCDatetime | None = None
+    clicked_at: UTCDatetime | None = None
     bounced: bool = False
 
 
@@ -47,14 +47,14 @@ class MailingIn(BaseModel):
         },
     )
     name: Name
-    sent_at: datetime
+    sent_at: UTCDatetime
     recipients: list[RecipientIn] = Field(default_factory=list, max_length=100_000)
 
 
 class Mailing(BaseModel):
     id: int
     name: str
-    sent_at: datetime
+    sent_at: UTCDatetime
     recipients: int
 
 
@@ -62,7 +62,7 @@ class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     email: Email
     type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    occurred_at: datetime
+    occurred_at: UTCDatetime
     value: float | None = Field(default=None, allow_inf_nan=False)
     products: Annotated[str, StringConstraints(max_length=10_000)] | None = None
     details: dict[Annotated[str, StringConstraints(max_length=255)], str] | None = None
@@ -105,4 +105,4 @@ class Group(BaseModel):
     id: int
     name: str
     members: int
-    created_at: datetime
+    created_at: UTCDatetime

@@ -15,7 +15,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from app import tables as t
 from app.errors import Invalid
@@ -87,7 +89,7 @@ def _body(sel: s.Selection, ctx: Context) -> ColumnElement[bool]:
 def compile_condition(node: Any, ctx: Context) -> ColumnElement[bool]:
     match node:
         case s.And():
-            return sa.and_(sa.true(), *(compile_condition(n, ctx) for n in node.and_))
+            return balanced(sa.and_, [compile_condition(n, ctx) for n in node.and_], sa.true())
         case s.Or():
             return _any_of(node.or_, ctx)
         case s.Not():
@@ -116,9 +118,37 @@ def _any_of(nodes: list, ctx: Context) -> ColumnElement[bool]:
     """OR of nodes; an empty OR is false. Sibling selectors of one kind merge into one
     semi-join (one index probe with `IN (…)` instead of one per selector)."""
     merged = _merge_siblings(nodes)
-    if not merged:
-        return sa.false()
-    return sa.or_(*(compile_condition(n, ctx) for n in merged))
+    return balanced(sa.or_, [compile_condition(n, ctx) for n in merged], sa.false())
+
+
+def balanced(op, items: list, empty) -> ColumnElement[bool]:
+    """AND/OR of many items as a balanced tree of parenthesised groups: SQLite parses a
+    flat chain as a left-deep tree and refuses one deeper than 1,000."""
+    if not items:
+        return empty
+    if len(items) <= 32:
+        return op(*items)
+    middle = len(items) // 2
+    return op(
+        Paren(balanced(op, items[:middle], empty)),
+        Paren(balanced(op, items[middle:], empty)),
+    )
+
+
+class Paren(ColumnElement):
+    """A parenthesised boolean that AND/OR will not flatten into their chain."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+    _traverse_internals = [("inner", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, inner: ColumnElement):
+        self.inner = inner
+
+
+@compiles(Paren)
+def _paren(element: Paren, compiler, **kw) -> str:
+    return f"({compiler.process(element.inner, **kw)})"
 
 
 def _merge_siblings(nodes: list) -> list:

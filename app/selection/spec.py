@@ -6,7 +6,6 @@ tree into SQL. Size limits are enforced on the raw JSON first, without recursion
 hostile tree never reaches a recursive validator.
 """
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,6 +20,7 @@ from pydantic import (
 )
 
 from app.names import Name
+from app.types import UTCDatetime
 
 MAX_DEPTH = 64
 MAX_NODES = 2_000
@@ -145,8 +145,8 @@ class DetailTest(_Node):
 class EventFilter(_Node):
     type: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     within_days: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
-    from_: datetime | None = Field(default=None, alias="from")
-    to: datetime | None = None
+    from_: UTCDatetime | None = Field(default=None, alias="from")
+    to: UTCDatetime | None = None
     products_contains: Annotated[str, StringConstraints(max_length=1000)] | None = None
     value_gte: float | None = None
     value_lte: float | None = None
@@ -298,7 +298,7 @@ class Selection(_Node):
     exclude: list[Selector] = Field(default_factory=list, max_length=MAX_NODES)
     filter: Condition | None = None
     deleted: DeletedMode = "exclude"
-    as_of: datetime | None = None
+    as_of: UTCDatetime | None = None
 
     @model_validator(mode="before")
     @classmethod
