@@ -6,6 +6,7 @@ One engine per process. SQLite gets the functions PostgreSQL has built in (a Uni
 
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -51,6 +52,27 @@ def _sqlite_try_number(value):
     return parse_number(value) if isinstance(value, str) else None
 
 
+class FairLock:
+    """A first-come, first-served lock (threading.Lock makes no promise of order)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next = 0
+        self._serving = 0
+
+    def acquire(self) -> None:
+        with self._cond:
+            ticket = self._next
+            self._next += 1
+            while ticket != self._serving:
+                self._cond.wait()
+
+    def release(self) -> None:
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()
+
+
 def normalize_url(url: str) -> str:
     """Accept plain `postgresql://` URLs and pick the driver ourselves."""
     for prefix in ("postgresql://", "postgres://"):
@@ -81,12 +103,29 @@ def make_engine(url: str, **kwargs) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
+        turns = FairLock()
+
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection):
-            # Take the write lock up front: SQLite cannot upgrade a read transaction
-            # under contention without failing, so every transaction is IMMEDIATE.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # SQLite has one writer and its busy handler is not fair: a job committing
+            # chunk after chunk would starve a cancel or a status read. Transactions of
+            # this process take turns (first come, first served), and take the write lock
+            # up front, since SQLite cannot upgrade a read transaction under contention.
+            turns.acquire()
+            conn.info["audience_turn"] = True
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except Exception:
+                conn.info.pop("audience_turn", None)
+                turns.release()
+                raise
 
+        def _end(conn: Connection):
+            if conn.info.pop("audience_turn", None):
+                turns.release()
+
+        event.listen(engine, "commit", _end)
+        event.listen(engine, "rollback", _end)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)

@@ -54,7 +54,9 @@ class IdentifySex(ActionHandler):
 
     def apply(self, rc, ids):
         rows = rc.conn.execute(
-            sa.select(sa.distinct(c.c.first_name)).where(
+            sa.select(c.c.first_name)
+            .distinct()
+            .where(
                 c.c.account_id == rc.account_id, in_ids(rc.conn, c.c.id, ids), *self._candidates()
             )
         ).scalars()

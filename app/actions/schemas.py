@@ -7,6 +7,8 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StrictBool,
+    StrictInt,
     StringConstraints,
     Tag,
     field_validator,
@@ -22,17 +24,17 @@ class _Action(BaseModel):
 
 class SetEmailOptIn(_Action):
     type: Literal["set_email_opt_in"]
-    value: bool
+    value: StrictBool
 
 
 class SetPhoneOptIn(_Action):
     type: Literal["set_phone_opt_in"]
-    value: bool
+    value: StrictBool
 
 
 class SetEmailValid(_Action):
     type: Literal["set_email_valid"]
-    value: bool
+    value: StrictBool
 
 
 class AddOwner(_Action):
@@ -47,8 +49,8 @@ class RemoveOwner(_Action):
 
 class RunRule(_Action):
     type: Literal["run_rule"]
-    rule: int = Field(ge=1, le=2**63 - 1)
-    check_condition: bool = False
+    rule: StrictInt = Field(ge=1, le=2**63 - 1)
+    check_condition: StrictBool = False
 
 
 class SetFunnelStage(_Action):
@@ -83,13 +85,13 @@ class RemoveTags(_Action):
 class GenerateCoupons(_Action):
     type: Literal["generate_coupons"]
     name: Name
-    length: int = Field(ge=5, le=64)
-    valid_days: int | None = Field(default=None, ge=1, le=36_500)
+    length: StrictInt = Field(ge=5, le=64)
+    valid_days: StrictInt | None = Field(default=None, ge=1, le=36_500)
 
 
 class IdentifySex(_Action):
     type: Literal["identify_sex"]
-    overwrite: bool = False
+    overwrite: StrictBool = False
 
 
 class SetState(_Action):
@@ -148,7 +150,7 @@ class RemoveFromGroup(_Action):
 class SetScore(_Action):
     type: Literal["set_score"]
     mode: Literal["set", "add"] = "set"
-    value: int = Field(ge=INT64_MIN, le=INT64_MAX)
+    value: StrictInt = Field(ge=INT64_MIN, le=INT64_MAX)
 
 
 ACTION_MODELS: dict[str, type[_Action]] = {
