@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     job_lease_s: float = 60.0
     # How often the reaper / in-process runner looks for due and abandoned jobs.
     job_poll_s: float = 2.0
+    # A queued job enqueued this long ago and still not started was probably lost by
+    # Redis (flushed, restarted): the reaper enqueues it again (duplicates are harmless).
+    job_requeue_s: float = 30.0
     # Secret for personal link tokens (HMAC). Set it in production.
     link_secret: str = "change-me-in-production"
     max_body_bytes: int = 64 * 1024 * 1024

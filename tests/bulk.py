@@ -7,9 +7,9 @@ import sqlalchemy as sa
 from app.auth import create_account
 
 
-def bulk_account(engine, n: int) -> int:
+def bulk_account(engine, n: int, *, with_key: bool = False):
     with engine.begin() as conn:
-        account_id, _ = create_account(conn, f"bulk-{uuid.uuid4().hex[:6]}")
+        account_id, key = create_account(conn, f"bulk-{uuid.uuid4().hex[:6]}")
         p = {"a": account_id, "n": n}
         conn.execute(
             sa.text(
@@ -68,4 +68,4 @@ def bulk_account(engine, n: int) -> int:
             ),
             p,
         )
-    return account_id
+    return (account_id, key) if with_key else account_id

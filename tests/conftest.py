@@ -68,7 +68,7 @@ def engine(db_url):
     engine.dispose()
 
 
-def test_settings(db_url: str, **overrides) -> Settings:
+def make_settings(db_url: str, **overrides) -> Settings:
     values = dict(
         database_url=db_url,
         redis_url=None,
@@ -85,7 +85,7 @@ def test_settings(db_url: str, **overrides) -> Settings:
 @pytest.fixture(scope="session")
 def api(db_url, engine) -> Iterator[TestClient]:
     """The app on this database, in-process job runner started."""
-    app = create_app(test_settings(db_url), engine=engine)
+    app = create_app(make_settings(db_url), engine=engine)
     with TestClient(app) as client:
         yield client
 

@@ -20,8 +20,6 @@ from app.jobs.runner import TASK, deserialize, serialize
 from app.jobs.service import due_jobs
 
 log = logs.get("audience.worker")
-# A job re-enqueued this long ago and still queued was probably lost by Redis.
-STALE_ENQUEUE = timedelta(seconds=30)
 
 
 async def run_job_task(ctx: dict, job_id: int) -> str:
@@ -32,6 +30,7 @@ async def reap(ctx: dict) -> int:
     """Enqueue due jobs that nobody is running: never enqueued, lost by Redis, or
     abandoned by a dead worker."""
     engine = ctx["engine"]
+    stale_after = timedelta(seconds=ctx["settings"].job_requeue_s)
 
     def find() -> list[int]:
         now = t.utcnow()
@@ -45,7 +44,7 @@ async def reap(ctx: dict) -> int:
                         t.jobs.c.id.in_(ids),
                         sa.or_(
                             t.jobs.c.enqueued_at.is_(None),
-                            t.jobs.c.enqueued_at < now - STALE_ENQUEUE,
+                            t.jobs.c.enqueued_at < now - stale_after,
                             t.jobs.c.status == "running",
                         ),
                     )
@@ -91,7 +90,7 @@ def make_worker(settings: Settings, *, burst: bool = False) -> Worker:
     return ResilientWorker(
         functions=[_named(run_job_task)],
         cron_jobs=[
-            cron(reap, second=set(range(0, 60, 3)), run_at_startup=True, unique=True, timeout=60)
+            cron(reap, second=set(range(0, 60, 2)), run_at_startup=True, unique=True, timeout=60)
         ],
         on_startup=startup,
         on_shutdown=shutdown,
