@@ -821,7 +821,11 @@ class _Generator:
 
     def batch(self, ids: list[int], first: int) -> tuple[Batch, dict[str, int]]:
         rng = self.rng
-        rnd, choice, expo, tri = rng.random, rng.choice, rng.expovariate, rng.triangular
+        rnd, expo, tri = rng.random, rng.expovariate, rng.triangular
+
+        def pick(seq):  # random.choice without its exact-uniformity machinery
+            return seq[int(rnd() * len(seq))]
+
         lognorm = rng.lognormvariate
         ts, now, total, acc = self.ts, self.now, self.total, self.account_id
         locales, locale_cum, locale_total = self.locales, self.locale_cum, self.locale_total
@@ -850,13 +854,13 @@ class _Generator:
             u = rnd()
             sex = "female" if u < 0.475 else "male" if u < 0.95 else "unknown"
             ns = 0 if sex == "female" else 1 if sex == "male" else int(rnd() < 0.5)
-            first_name, f = choice(loc.first[ns])
-            last_name, last = choice(loc.last[ns])
+            first_name, f = pick(loc.first[ns])
+            last_name, last = pick(loc.last[ns])
             if rnd() < (0.35 if sex == "unknown" else 0.03):
                 first_name = None
                 if rnd() < 0.25:
                     last_name = None
-            company, company_domain = choice(loc.companies) if rnd() < 0.45 else (None, None)
+            company, company_domain = pick(loc.companies) if rnd() < 0.45 else (None, None)
             # the address: name-based, made unique by the contact id
             v = rnd()
             if first_name is None:
@@ -877,16 +881,16 @@ class _Generator:
                 domain = company_domain
             else:
                 domain = loc.domains[bisect(loc.domain_cum, rnd() * loc.domain_total)]
-            phone = choice(loc.phones) if rnd() < 0.7 else None
+            phone = pick(loc.phones) if rnd() < 0.7 else None
             if rnd() < 0.04:
                 city = country = None
             else:
-                city, country = choice(loc.cities), loc.country
+                city, country = pick(loc.cities), loc.country
             u = rnd()
             if u < 0.10:
                 birth = None
             elif u < 0.104:
-                birth = choice(feb29)
+                birth = pick(feb29)
             else:
                 birth = fromordinal(today_ord - int(tri(16.0, 90.0, 34.0) * 365.2425))
             u = rnd()
@@ -970,16 +974,16 @@ class _Generator:
                     plan = plan_names[bisect(plan_cum, rnd() * plan_total)]
                     cdetails.append((cid, "plan", plan, acc))
                 if rnd() < 0.6:
-                    points = choice(ODD_NUMBERS) if rnd() < 0.02 else str(int(expo(1 / 800)))
+                    points = pick(ODD_NUMBERS) if rnd() < 0.02 else str(int(expo(1 / 800)))
                     cdetails.append((cid, "loyalty_points", points, acc))
                 if rnd() < 0.5:
                     if rnd() < 0.02:
-                        last_order = choice(ODD_DATES)
+                        last_order = pick(ODD_DATES)
                     else:
                         last_order = fromordinal(today_ord - int(rnd() ** 2 * 700)).isoformat()
                     cdetails.append((cid, "last_order_date", last_order, acc))
                 if rnd() < 0.7:
-                    cdetails.append((cid, "source", choice(SOURCES), acc))
+                    cdetails.append((cid, "source", pick(SOURCES), acc))
                 if rnd() < 0.25:
                     cdetails.append((cid, "lifetime_value", f"{lognorm(5.0, 1.0):.2f}", acc))
                 if rnd() < 0.2:
@@ -1018,8 +1022,8 @@ class _Generator:
                             if kind != "CANCELLATION" or rnd() < 0.7
                             else None
                         )
-                        items = choice(products) if rnd() < 0.92 else None
-                    extra = choice(details[kind]) if rnd() < 0.6 else None
+                        items = pick(products) if rnd() < 0.92 else None
+                    extra = pick(details[kind]) if rnd() < 0.6 else None
                     events.append((acc, cid, kind, ts(occurred), value, items, extra))
 
         # in time order: the (account, type, occurred_at) index is then filled in

@@ -35,6 +35,12 @@ def sex_of(first_name: str) -> str | None:
 
 
 def email_is_valid(email: str) -> bool:
+    """A full syntax check, no DNS. Quoted local parts and IP-literal domains are refused
+    (legal in RFC 5322, but no marketing mailer can use them); RFC 5321's 64-octet limit
+    on the local part is enforced."""
+    local = email.rpartition("@")[0]
+    if len(local.encode()) > 64:
+        return False
     try:
         validate_email(email, check_deliverability=False)
     except EmailNotValidError:
