@@ -9,8 +9,9 @@ events. Speed comes from three things:
 * Contact ids are taken up front (`nextval` on PostgreSQL, `max(id) + 1` inside the
   write transaction on SQLite), so every related row of a batch is generated with
   its contact row, in one pass, and memory is bounded by the batch size.
-* PostgreSQL gets COPY (psycopg 3) from a writer thread, so generating batch k+1
-  overlaps the server storing batch k; SQLite gets Core multi-row inserts.
+* PostgreSQL gets COPY (psycopg 3) from two writer threads, so generating the next
+  batch overlaps the server storing the last two; where the role may, foreign-key
+  checks are skipped (see `_CopySink`). SQLite gets Core multi-row inserts.
 
 Each batch is committed on its own: an interrupted run leaves whole batches behind.
 E-mail addresses embed the contact id, so they are unique in the account and a

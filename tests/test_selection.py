@@ -511,3 +511,31 @@ def test_selectors_use_indexes_on_postgres(db_url, engine):
             sql = str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
             plan = "\n".join(r[0] for r in conn.execute(sa.text("EXPLAIN " + sql)))
             assert "Index" in plan, f"{name}:\n{plan}"
+
+
+@pytest.mark.postgres
+def test_statement_timeout_answers_503(db_url, engine, api):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("statement_timeout is PostgreSQL's")
+    from tests.bulk import bulk_account
+
+    _, key = bulk_account(engine, 50_000, with_key=True)
+    c = Scoped(api, key)
+    spec = {
+        "filter": {
+            "or": [
+                {"event": {"type": "PURCHASE"}, "agg": "sum", "op": "gt", "value": 10},
+                {"field": "first_name", "op": "contains", "value": "me1"},
+            ]
+        }
+    }
+    settings = api.app.state.settings
+    saved = settings.statement_timeout_s
+    settings.statement_timeout_s = 0.001
+    try:
+        r = api.post("/v1/selections/count", json=spec, headers=c.headers)
+    finally:
+        settings.statement_timeout_s = saved
+    assert r.status_code == 503, r.text
+    assert r.json()["error"]["code"] == "query_timeout"
+    assert c.count(spec) > 0

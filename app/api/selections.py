@@ -1,10 +1,11 @@
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import OperationalError
 
+from app.api.cancellable import QueryHandle, run_cancellable
 from app.api.deps import AccountDep, EngineDep, SettingsDep
 from app.contacts.service import load_contacts
 from app.db import set_statement_timeout
-from app.errors import RESPONSES, QueryTimeout
+from app.errors import RESPONSES, ErrorBody, QueryTimeout
 from app.selection import segments as seg
 from app.selection import service
 from app.selection.schemas import CountResult, PreviewIn, PreviewResult, Segment, SegmentIn
@@ -18,25 +19,33 @@ def _timed_out(exc: OperationalError) -> bool:
     return code == "57014"  # query_canceled (statement_timeout)
 
 
+TIMEOUT = {503: {"model": ErrorBody, "description": "The query exceeded the statement timeout"}}
+
+
 @router.post(
     "/selections/count",
     tags=["selections"],
     operation_id="count_selection",
     response_model=CountResult,
-    responses={503: {"description": "The count exceeded the statement timeout"}},
+    responses=TIMEOUT,
 )
-def count(
-    body: Selection, account_id: AccountDep, engine: EngineDep, settings: SettingsDep
+async def count(
+    body: Selection,
+    request: Request,
+    account_id: AccountDep,
+    engine: EngineDep,
+    settings: SettingsDep,
 ) -> dict:
-    """The exact number of contacts a selection spec selects (one query)."""
-    try:
+    """The exact number of contacts a selection spec selects (one query). A client that
+    disconnects cancels its query on the server."""
+
+    def work(handle: QueryHandle) -> dict:
         with engine.begin() as conn:
+            handle.conn = conn
             set_statement_timeout(conn, settings.statement_timeout_s)
             return {"total": service.count(conn, account_id, body)}
-    except OperationalError as exc:
-        if _timed_out(exc):
-            raise QueryTimeout("the count took longer than the statement timeout") from None
-        raise
+
+    return await _run(request, work)
 
 
 @router.post(
@@ -44,20 +53,34 @@ def count(
     tags=["selections"],
     operation_id="preview_selection",
     response_model=PreviewResult,
+    responses=TIMEOUT,
 )
-def preview(
-    body: PreviewIn, account_id: AccountDep, engine: EngineDep, settings: SettingsDep
+async def preview(
+    body: PreviewIn,
+    request: Request,
+    account_id: AccountDep,
+    engine: EngineDep,
+    settings: SettingsDep,
 ) -> dict:
     """The total and the first contacts (lowest ids first)."""
-    try:
+
+    def work(handle: QueryHandle) -> dict:
         with engine.begin() as conn:
+            handle.conn = conn
             set_statement_timeout(conn, settings.statement_timeout_s)
             total = service.count(conn, account_id, body.selection)
             ids = service.preview_ids(conn, account_id, body.selection, body.limit)
             return {"total": total, "contacts": load_contacts(conn, account_id, ids)}
+
+    return await _run(request, work)
+
+
+async def _run(request: Request, work) -> dict:
+    try:
+        return await run_cancellable(request, work)
     except OperationalError as exc:
         if _timed_out(exc):
-            raise QueryTimeout("the preview took longer than the statement timeout") from None
+            raise QueryTimeout("the query took longer than the statement timeout") from None
         raise
 
 
