@@ -382,6 +382,11 @@ class _Locale:
         locale, _, self.country, tld, domains = spec
         fake = Faker(locale)
         fake.seed_instance(rng.randrange(2**32))
+        for provider in fake.get_providers():
+            # Faker builds it_IT's city list from a set: order it, or runs with one seed
+            # would still differ (with PYTHONHASHSEED)
+            if isinstance(getattr(provider, "cities", None), list):
+                provider.cities = sorted(provider.cities)
 
         def names(fn, size):
             out = {}
@@ -395,9 +400,11 @@ class _Locale:
         n_first, n_last = max(80, int(1500 * scale)), max(120, int(2500 * scale))
         self.first = (names(fake.first_name_female, n_first), names(fake.first_name_male, n_first))
         self.last = (names(fake.last_name_female, n_last), names(fake.last_name_male, n_last))
-        self.cities = list({fake.city() for _ in range(max(40, int(800 * scale)))})
-        companies = {fake.company() for _ in range(max(40, int(600 * scale)))}
-        self.companies = [(c, _company_domain(c, tld)) for c in sorted(companies)]
+        # dict.fromkeys, not a set: a set's order changes with PYTHONHASHSEED
+        cities = dict.fromkeys(fake.city() for _ in range(max(40, int(800 * scale))))
+        companies = dict.fromkeys(fake.company() for _ in range(max(40, int(600 * scale))))
+        self.cities = list(cities)
+        self.companies = [(c, _company_domain(c, tld)) for c in companies]
         self.phones = [fake.phone_number() for _ in range(max(100, int(2000 * scale)))]
         self.domains = [d for d, _ in domains]
         self.domain_cum, self.domain_total = _cum(w for _, w in domains)
@@ -431,6 +438,11 @@ class _Codec:
 
     def json(self, value: dict):
         return json.dumps(value, ensure_ascii=False) if self.copy else value
+
+    @property
+    def no_json(self):
+        """SQL NULL for a JSON column (through Core, None would store JSON 'null')."""
+        return None if self.copy else sa.null()
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -812,6 +824,7 @@ class _Generator:
             ],
         }
         self.details = {k: [codec.json(d) for d in v] for k, v in self.details.items()}
+        self.no_details = codec.no_json
         today = datetime.fromtimestamp(now, UTC).date()
         self.today_ord = today.toordinal()
         self.feb29 = [
@@ -841,7 +854,7 @@ class _Generator:
         blacklist, partners, webinar = self.group_ids
         mailings = self.mailings
         type_names, type_cum, type_total = self.type_names, self.type_cum, self.type_total
-        products, details = self.products, self.details
+        products, details, no_details = self.products, self.details, self.no_details
         plan_names, plan_cum, plan_total = self.plan_names, self.plan_cum, self.plan_total
         today_ord, feb29 = self.today_ord, self.feb29
         span = 3 * YEAR
@@ -1024,7 +1037,7 @@ class _Generator:
                             else None
                         )
                         items = pick(products) if rnd() < 0.92 else None
-                    extra = pick(details[kind]) if rnd() < 0.6 else None
+                    extra = pick(details[kind]) if rnd() < 0.6 else no_details
                     events.append((acc, cid, kind, ts(occurred), value, items, extra))
 
         # in time order: the (account, type, occurred_at) index is then filled in
@@ -1044,13 +1057,7 @@ class _Generator:
 
 
 def _uses_copy(engine: Engine) -> bool:
-    if not is_postgres(engine):
-        return False
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        return False
-    return engine.dialect.driver == "psycopg"
+    return is_postgres(engine) and engine.dialect.driver == "psycopg"
 
 
 def seed(
@@ -1106,13 +1113,12 @@ def seed(
             TimeRemainingColumn(),
         )
         task = bar.add_task("seed", total=contacts)
-        bar.start()
 
-    def on_done(n: int) -> None:
+    def on_done(n: int) -> None:  # called once a batch is committed
         if bar is not None:
             bar.advance(task, n)
 
-    scale = min(1.0, max(0.05, contacts / 100_000))
+    scale = min(1.0, max(0.05, contacts / 100_000))  # smaller pools for small runs
     generator = _Generator(rng, account_id, contacts, now, _Codec(copy, now), vocab, scale)
     if copy:
         tag_ids, funnels, group_ids, user_ids, mailings = vocab
@@ -1130,6 +1136,8 @@ def seed(
         sink = _CoreSink(engine, on_done)
     size = BATCH_POSTGRES if copy else BATCH_SQLITE
     finished = False
+    if bar is not None:
+        bar.start()
     try:
         for first in range(0, contacts, size):
             n = min(size, contacts - first)

@@ -14,3 +14,12 @@ def _utc(value: datetime) -> datetime:
 
 
 UTCDatetime = Annotated[datetime, AfterValidator(_utc)]
+
+
+def _aware(value: datetime) -> datetime:
+    """UTC when no offset is given; an offset that is given is kept (its date is the
+    'date of as_of' for date fields)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+OffsetDatetime = Annotated[datetime, AfterValidator(_aware)]

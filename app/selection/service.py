@@ -82,10 +82,9 @@ def prepare(conn: Connection, account_id: int, selection: s.Selection, prefix: s
                 used.get(key, f"{prefix}.include" if prefix else "include"),
                 "segments refer to each other in a cycle: " + " → ".join(cycle),
             )
+    # An offset given with as_of is kept: "the date of as_of" is the date where it was said.
     as_of = selection.as_of or datetime.now(UTC)
-    if as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=UTC)
-    return Context(account_id=account_id, as_of=as_of.astimezone(UTC), segments=segments)
+    return Context(account_id=account_id, as_of=as_of, segments=segments)
 
 
 def count(conn: Connection, account_id: int, selection: s.Selection) -> int:

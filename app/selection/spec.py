@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from app.names import Name
-from app.types import UTCDatetime
+from app.types import OffsetDatetime, UTCDatetime
 
 MAX_DEPTH = 64
 MAX_NODES = 2_000
@@ -298,7 +298,7 @@ class Selection(_Node):
     exclude: list[Selector] = Field(default_factory=list, max_length=MAX_NODES)
     filter: Condition | None = None
     deleted: DeletedMode = "exclude"
-    as_of: UTCDatetime | None = None
+    as_of: OffsetDatetime | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -1,0 +1,152 @@
+"""Shared bench plumbing: a seeded PostgreSQL database, a running API, timing."""
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from app import tables as t
+from app.auth import create_account, hash_key, new_key
+from app.db import make_engine, normalize_url
+from app.migrate import upgrade
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/audience_bench"
+AUDIENCE = str(Path(sys.executable).parent / "audience")
+
+
+def database(url: str) -> sa.Engine:
+    """Create the bench database if missing, migrate it, return an engine."""
+    u = sa.make_url(normalize_url(url))
+    admin = sa.create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(
+            sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": u.database}
+        ).first()
+        if not exists:
+            conn.exec_driver_sql(f'CREATE DATABASE "{u.database}"')
+    admin.dispose()
+    upgrade(url)
+    return make_engine(url)
+
+
+def seeded_account(engine: sa.Engine, contacts: int) -> tuple[int, str]:
+    """An account named 'bench-N' with N seeded contacts (seeded once, reused), and a
+    fresh API key for it."""
+    name = f"bench-{contacts}"
+    with engine.begin() as conn:
+        account_id = conn.execute(
+            sa.select(t.accounts.c.id).where(t.accounts.c.name == name)
+        ).scalar_one_or_none()
+    if account_id is None:
+        from app.seed import seed
+
+        with engine.begin() as conn:
+            account_id, _ = create_account(conn, name)
+        started = time.perf_counter()
+        seed(engine, account_id, contacts, progress=True, seed=42)
+        print(f"seeded {contacts:,} contacts in {time.perf_counter() - started:.0f} s")
+        raw = engine.raw_connection()
+        try:
+            raw.driver_connection.autocommit = True
+            raw.driver_connection.execute("VACUUM ANALYZE")
+        finally:
+            raw.close()
+    key = new_key()
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(t.api_keys).values(
+                account_id=account_id,
+                key_hash=hash_key(key),
+                prefix=key[:8],
+                created_at=t.utcnow(),
+            )
+        )
+    return account_id, key
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`audience serve` (and optionally workers) as real processes."""
+
+    def __init__(self, url: str, redis_url: str | None = None, **env):
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "AUDIENCE_DATABASE_URL": url,
+            "AUDIENCE_LOG_LEVEL": "WARNING",
+            **{f"AUDIENCE_{k.upper()}": str(v) for k, v in env.items()},
+        }
+        if redis_url:
+            self.env["AUDIENCE_REDIS_URL"] = redis_url
+        else:
+            self.env.pop("AUDIENCE_REDIS_URL", None)
+        self.procs: list[subprocess.Popen] = []
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        self.procs.append(
+            subprocess.Popen(
+                [AUDIENCE, "serve", "--port", str(self.port)],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the API did not start")
+
+    def worker(self) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [AUDIENCE, "worker"], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.procs.append(proc)
+        return proc
+
+    def __exit__(self, *exc):
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def timed(fn) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
+    line = "| " + " | ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    body = [
+        "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+        for r in rows
+    ]
+    return "\n".join([line, sep, *body])
