@@ -706,24 +706,42 @@ def _setup(engine: Engine, account_id: int, rng: random.Random, now: int, contac
         user_ids = [users[e] for e in emails]
         mailings = []
         if contacts > 0:
+            # one in each of the last 12 calendar months, mid-morning UTC; a second run
+            # sends the same (by name) mailings to its contacts too
             today = datetime.fromtimestamp(now, UTC)
+            planned = []
             for back in range(12, 0, -1):
-                # one in each of the last 12 calendar months, mid-morning UTC
                 year, month = divmod(today.year * 12 + today.month - 1 - back, 12)
                 sent = int(datetime(year, month + 1, rng.randrange(3, 27), tzinfo=UTC).timestamp())
                 sent += rng.randrange(7 * 3600, 11 * 3600)
-                name = f"{MAILINGS[month]} {year}"
-                mid = conn.execute(
-                    sa.insert(t.mailings)
-                    .values(
-                        account_id=account_id,
-                        name=name,
-                        sent_at=datetime.fromtimestamp(sent, UTC),
-                        created_at=datetime.fromtimestamp(sent - rng.randrange(DAY, 7 * DAY), UTC),
+                drafted = sent - rng.randrange(DAY, 7 * DAY)
+                planned.append((f"{MAILINGS[month]} {year}", sent, drafted, rng.uniform(0.2, 0.6)))
+            existing = {
+                name: (mid, int(sent_at.timestamp()))
+                for mid, name, sent_at in conn.execute(
+                    sa.select(t.mailings.c.id, t.mailings.c.name, t.mailings.c.sent_at)
+                    .where(
+                        t.mailings.c.account_id == account_id,
+                        t.mailings.c.name.in_([p[0] for p in planned]),
                     )
-                    .returning(t.mailings.c.id)
-                ).scalar_one()
-                mailings.append((mid, sent, rng.uniform(0.2, 0.6)))
+                    .order_by(t.mailings.c.id)
+                )
+            }
+            for name, sent, drafted, share in planned:
+                if name in existing:
+                    mid, sent = existing[name]
+                else:
+                    mid = conn.execute(
+                        sa.insert(t.mailings)
+                        .values(
+                            account_id=account_id,
+                            name=name,
+                            sent_at=datetime.fromtimestamp(sent, UTC),
+                            created_at=datetime.fromtimestamp(drafted, UTC),
+                        )
+                        .returning(t.mailings.c.id)
+                    ).scalar_one()
+                mailings.append((mid, sent, share))
     return tag_ids, stage_ids, group_ids, user_ids, mailings
 
 

@@ -261,7 +261,7 @@ events = sa.Table(
     sa.Column("occurred_at", UTCDateTime, nullable=False),
     sa.Column("value", sa.Float),
     sa.Column("products", sa.Text),
-    sa.Column("details", sa.JSON),
+    sa.Column("details", sa.JSON(none_as_null=True)),
     sa.Index("ix_events_account_type_occurred", "account_id", "type", "occurred_at"),
     sa.Index("ix_events_contact_type_occurred", "contact_id", "type", "occurred_at"),
 )
@@ -273,7 +273,7 @@ rules = sa.Table(
     _account(),
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("name_key", sa.String(255), nullable=False),
-    sa.Column("condition", sa.JSON),
+    sa.Column("condition", sa.JSON(none_as_null=True)),
     sa.Column("actions", sa.JSON, nullable=False),
     _created(),
     sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
