@@ -103,14 +103,17 @@ def worker(
 ) -> None:
     """Run an arq worker (needs AUDIENCE_REDIS_URL)."""
     from app import logs
-    from app.jobs.worker import make_worker
+    from app.jobs.worker import make_worker, run_forever
 
     settings = _settings()
     logs.setup(settings.log_level, settings.log_json)
     if not settings.redis_url:
         typer.echo("AUDIENCE_REDIS_URL is not set: jobs run inside `audience serve`", err=True)
         raise typer.Exit(2)
-    make_worker(settings, burst=burst).run()
+    if burst:
+        make_worker(settings, burst=True).run()
+    else:
+        run_forever(settings)
 
 
 @accounts_app.command("create")

@@ -79,8 +79,9 @@ class Worker:
         self.proc = None
 
     def start(self):
+        self.log = open(f"/tmp/audience-test-worker-{os.getpid()}.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [AUDIENCE, "worker"], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [AUDIENCE, "worker"], env=self.env, stdout=self.log, stderr=self.log
         )
 
     def kill(self):
@@ -95,6 +96,7 @@ class Worker:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self.log.close()
 
 
 @pytest.fixture

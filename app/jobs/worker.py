@@ -94,7 +94,7 @@ def make_worker(settings: Settings, *, burst: bool = False) -> Worker:
         ],
         on_startup=startup,
         on_shutdown=shutdown,
-        redis_settings=RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1:6379"),
+        redis_settings=_redis_settings(settings),
         job_serializer=serialize,
         job_deserializer=deserialize,
         ctx={"settings": settings},
@@ -107,6 +107,27 @@ def make_worker(settings: Settings, *, burst: bool = False) -> Worker:
         burst=burst,
         handle_signals=True,
     )
+
+
+def _redis_settings(settings: Settings) -> RedisSettings:
+    redis = RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1:6379")
+    # Redis down at start-up: keep trying (a minute) instead of exiting at once.
+    redis.conn_retries = 60
+    redis.conn_retry_delay = 1
+    return redis
+
+
+def run_forever(settings: Settings) -> None:
+    """Run a worker; if Redis stays away longer than its retries, start over."""
+    import time
+
+    while True:
+        try:
+            make_worker(settings).run()
+            return
+        except (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError) as exc:
+            log.warning("worker lost redis; restarting", error=f"{type(exc).__name__}: {exc}")
+            time.sleep(2)
 
 
 def _named(fn):
