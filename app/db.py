@@ -15,18 +15,16 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-NUMBER_RE = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ].*)?$")
+# The same patterns as PostgreSQL's audience_try_number / audience_try_date (migration 0002).
+NUMBER_RE = re.compile(r"^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?\s*\Z")
+DATE_RE = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])([T ].*)?\Z", re.DOTALL)
 
 
 def parse_number(value: str | None) -> float | None:
     """A detail value as a number, or None: the same rule as SQL's audience_try_number."""
     if value is None or not NUMBER_RE.match(value):
         return None
-    number = float(value)
-    if number in (float("inf"), float("-inf")):
-        return None
-    return number
+    return float(value)  # may be ±inf past float's range; PostgreSQL's numeric is exact
 
 
 def parse_date(value: str | None) -> date | None:

@@ -428,7 +428,7 @@ def _detail_test(node: s.DetailTest, ctx: Context) -> ColumnElement[bool]:
     cd = t.contact_details
     kind, expr = {
         "string": ("text", cd.c.value),
-        "number": ("number", sa.func.audience_try_number(cd.c.value, type_=sa.Float)),
+        "number": ("number", sa.func.audience_try_number(cd.c.value, type_=sa.Numeric)),
         "date": ("date", sa.func.audience_try_date(cd.c.value, type_=sa.Date)),
     }[node.as_]
 
