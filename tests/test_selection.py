@@ -4,6 +4,7 @@ count and preview endpoints; segments; and every kind of 422."""
 import uuid
 
 import pytest
+import sqlalchemy as sa
 
 from app.auth import create_account
 from tests.conftest import Scoped
@@ -539,3 +540,38 @@ def test_statement_timeout_answers_503(db_url, engine, api):
     assert r.status_code == 503, r.text
     assert r.json()["error"]["code"] == "query_timeout"
     assert c.count(spec) > 0
+
+
+@pytest.mark.postgres
+def test_every_test_kind_runs_in_a_parallel_query(db_url, engine, world):
+    """Functions the compiler calls must be PARALLEL SAFE and never fail inside a
+    parallel worker (PL/pgSQL exception blocks do: they open subtransactions)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("parallel query is PostgreSQL's")
+    from datetime import UTC, datetime
+
+    from app.selection.check import check_selection
+    from app.selection.compile import Context, count_query
+    from app.selection.service import parse_selection
+
+    specs = [
+        {"filter": {"detail": "points", "op": "gt", "value": 100, "as": "number"}},
+        {"filter": {"detail": "since", "op": "lt", "value": "2021-01-01", "as": "date"}},
+        {"filter": {"field": "email_domain", "op": "eq", "value": "gmail.com"}},
+        {"filter": {"field": "birth_date", "op": "birthday_within_days", "value": 30}},
+        {"filter": {"field": "city", "op": "contains", "value": "ł"}},
+    ]
+    c, ids, _ = world
+    with engine.connect() as conn:
+        account_id = conn.execute(
+            sa.text("SELECT account_id FROM contacts WHERE id = :i"), {"i": ids["a"]}
+        ).scalar_one()
+    with engine.begin() as conn:
+        version = int(conn.exec_driver_sql("SHOW server_version_num").scalar_one())
+        knob = "debug_parallel_query" if version >= 160000 else "force_parallel_mode"
+        conn.exec_driver_sql(f"SET LOCAL {knob} = on")
+        for raw in specs:
+            spec = parse_selection(raw)
+            check_selection(spec)
+            query = count_query(spec, Context(account_id=account_id, as_of=datetime.now(UTC)))
+            assert conn.execute(query).scalar_one() == c.count(raw)
