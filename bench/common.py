@@ -150,3 +150,92 @@ def table(headers: list[str], rows: list[list]) -> str:
         for r in rows
     ]
     return "\n".join([line, sep, *body])
+
+
+# --- jobs through a real API and real workers ------------------------------------------
+
+BENCH_REDIS_URL = "redis://127.0.0.1:6379/11"  # not the tests' database (15)
+HEALTH_KEY = "arq:queue:health-check"  # arq writes it on a worker's first poll
+
+
+def vm_hwm_kib(pid: int) -> int:
+    """Peak resident set size (VmHWM) of a live process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def start_worker(server: Server, redis_url: str, old=None, timeout: float = 60):
+    """Stop `old` (a worker process) if given, start one `audience worker` and return once
+    it polls the queue."""
+    import redis
+
+    if old is not None:
+        old.terminate()
+        try:
+            old.wait(15)
+        except subprocess.TimeoutExpired:
+            old.kill()
+            old.wait()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.delete(HEALTH_KEY)
+        proc = server.worker()
+        deadline = time.monotonic() + timeout
+        while not client.exists(HEALTH_KEY):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the worker did not start")
+            time.sleep(0.05)
+    finally:
+        client.close()
+    return proc
+
+
+class JobFailed(RuntimeError):
+    def __init__(self, job: dict):
+        super().__init__(f"job {job['id']} {job['status']}: {job['error']}")
+        self.job = job
+
+
+def run_job(http, selection: dict, actions: list[dict], poll: float = 0.05) -> tuple[float, dict]:
+    """POST /v1/jobs and poll GET /v1/jobs/{id} until it ends: (submit → end seconds, job).
+    Raises JobFailed when it did not succeed."""
+    started = time.perf_counter()
+    r = http.post("/v1/jobs", json={"selection": selection, "actions": actions})
+    if r.status_code != 202:
+        raise RuntimeError(f"job refused: {r.status_code} {r.text}")
+    job_id = r.json()["id"]
+    while True:
+        job = http.get(f"/v1/jobs/{job_id}").raise_for_status().json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            elapsed = time.perf_counter() - started
+            if job["status"] != "succeeded":
+                raise JobFailed(job)
+            return elapsed, job
+        time.sleep(poll)
+
+
+def maintain(engine: sa.Engine, *tables: str) -> None:
+    """VACUUM (ANALYZE) the tables and CHECKPOINT, so a measurement starts without dead
+    rows or dirty buffers left by the previous one."""
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.autocommit = True
+        for name in tables:
+            raw.driver_connection.execute(f"VACUUM (ANALYZE) {name}")
+        raw.driver_connection.execute("CHECKPOINT")
+    finally:
+        raw.close()
+
+
+def delete_jobs(engine: sa.Engine, job_ids: list[int]) -> None:
+    """Remove the bench's jobs (their snapshots and outputs go with them)."""
+    if not job_ids:
+        return
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM jobs WHERE id = ANY(:ids)"), {"ids": job_ids})
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
