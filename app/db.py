@@ -4,6 +4,7 @@ One engine per process. SQLite gets the functions PostgreSQL has built in (a Uni
 `lower`, safe number/date parsing), so the compiler emits the same SQL for both.
 """
 
+import json
 import re
 import sqlite3
 import threading
@@ -16,7 +17,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 # The same patterns as PostgreSQL's audience_try_number / audience_try_date (migration 0002).
-NUMBER_RE = re.compile(r"^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?\s*\Z")
+# Whitespace is ASCII's six on both sides (Python's \s would admit U+00A0 and more).
+NUMBER_RE = re.compile(
+    r"^[ \t\n\r\f\v]*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?[ \t\n\r\f\v]*\Z"
+)
 DATE_RE = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])([T ].*)?\Z", re.DOTALL)
 
 
@@ -38,7 +42,11 @@ def parse_date(value: str | None) -> date | None:
 
 
 def _sqlite_lower(value):
-    return value.lower() if isinstance(value, str) else value
+    """lower() as PostgreSQL's (character by character): 'İ' is 'i', and 'Σ' always 'σ'
+    (Python's str.lower makes a final one 'ς', which fold() maps back anyway)."""
+    if not isinstance(value, str):
+        return value
+    return value.replace("İ", "i").lower().replace("ς", "σ")
 
 
 def _sqlite_try_date(value):
@@ -156,10 +164,60 @@ def dialect_insert(conn: Connection, table: sa.Table):
 
 
 def in_ids(conn: Connection, column, ids: list[int]):
-    """`column IN ids`, index-driven: `= ANY(array)` on PostgreSQL (one parameter),
-    an expanding IN on SQLite."""
+    """`column IN ids`, index-driven, with ONE parameter whatever the number of ids:
+    `= ANY(array)` on PostgreSQL, `IN (SELECT value FROM json_each(?))` on SQLite (whose
+    parameter limit a long list would pass)."""
     if is_postgres(conn):
         from sqlalchemy.dialects.postgresql import ARRAY
 
         return column == sa.any_(sa.bindparam(None, ids, type_=ARRAY(sa.BigInteger)))
-    return column.in_(ids)
+    each = sa.func.json_each(sa.bindparam(None, json.dumps(ids), type_=sa.String)).table_valued(
+        "value"
+    )
+    return column.in_(sa.select(each.c.value))
+
+
+def rows_from(conn: Connection, **columns: tuple[sa.types.TypeEngine, list]) -> sa.Select:
+    """A SELECT of rows given column by column (equal-length lists), with ONE parameter a
+    column however many rows: `unnest(array, …)` on PostgreSQL, `json_each` on SQLite
+    (values bound as the column type stores them). For INSERT … SELECT of thousands of
+    rows: no parameter a value (PostgreSQL stops at 65,535 a statement, SQLite at 32,766)
+    and no per-row statement text for the driver to build and parse."""
+    names = list(columns)
+    if is_postgres(conn):
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        arrays = [
+            sa.cast(sa.bindparam(None, values, type_=ARRAY(kind)), ARRAY(kind))
+            for kind, values in columns.values()
+        ]
+        rows = sa.func.unnest(*arrays).table_valued(*names).render_derived()
+        return sa.select(*[rows.c[n] for n in names])
+    stored = []
+    for kind, values in columns.values():
+        process = sa.types.to_instance(kind).dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        stored.append([process(v) for v in values] if process else values)
+    records = json.dumps([list(r) for r in zip(*stored, strict=True)])
+    each = sa.func.json_each(sa.bindparam(None, records, type_=sa.String)).table_valued("value")
+    return sa.select(
+        *[sa.func.json_extract(each.c.value, f"$[{i}]").label(n) for i, n in enumerate(names)]
+    )
+
+
+def insert_rows(conn: Connection, table: sa.Table, rows: list[dict], constants: dict | None = None):
+    """INSERT … SELECT of `rows` (dicts with the same keys) through rows_from, plus
+    `constants` for every row: one statement, a parameter a column. Returns the
+    dialect's insert, for `.on_conflict_*()` and `.returning()`. `WHERE true` keeps
+    SQLite from reading an ON CONFLICT as a join's ON."""
+    constants = constants or {}
+    names = list(rows[0]) if rows else []
+    if any(len(r) != len(names) for r in rows):
+        raise ValueError("insert_rows: every row must have the same keys")
+    source = rows_from(
+        conn, **{n: (table.c[n].type, [r[n] for r in rows]) for n in names}
+    ).subquery()
+    select = sa.select(
+        *[source.c[n] for n in names],
+        *[sa.literal(v, type_=table.c[n].type) for n, v in constants.items()],
+    ).where(sa.true())
+    return dialect_insert(conn, table).from_select([*names, *constants], select)

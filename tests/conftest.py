@@ -158,7 +158,27 @@ class Scoped:
             assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
             time.sleep(0.05)
 
-    def run(self, selection: dict, actions: list[dict], **extra) -> dict:
+    def run(self, selection: dict, actions: list[dict], timeout: float = 60, **extra) -> dict:
         r = self.post("/v1/jobs", json={"selection": selection, "actions": actions, **extra})
         assert r.status_code == 202, r.text
-        return self.wait(r.json()["id"])
+        return self.wait(r.json()["id"], timeout)
+
+
+@pytest.fixture
+def solo_app(db_url, engine, api):
+    """make(**settings) -> a TestClient of an app with those settings and the only job
+    runner on this database (the session's is paused: two runners would race for jobs)."""
+    api.app.state.runner.stop()
+    clients: list[TestClient] = []
+
+    def make(**overrides) -> TestClient:
+        app = create_app(make_settings(db_url, **overrides), engine=engine)
+        client = TestClient(app)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+    api.app.state.runner.start()

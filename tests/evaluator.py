@@ -64,6 +64,13 @@ def parse_time(value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+def parse_as_of(value: str) -> datetime:
+    """as_of keeps an offset it is given: "the date of as_of" is the date where it was said
+    (2025-12-31T01:30:00+02:00 is the 31st); no offset means UTC."""
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
 def minus_days(moment, days: int):
     """moment − days, or None below the calendar (then nothing is older, everything newer)."""
     try:
@@ -267,7 +274,7 @@ class World:
         self.segments = {name_key(k): v for k, v in (segments or {}).items()}
 
     def select(self, spec: dict) -> set[int]:
-        ctx = Ctx(as_of=parse_time(spec["as_of"]))
+        ctx = Ctx(as_of=parse_as_of(spec["as_of"]))
         mode = spec.get("deleted", "exclude")
         out = set()
         for c in self.contacts:

@@ -5,11 +5,14 @@ import csv
 import io
 import threading
 import time
+import uuid
 
 import pytest
 import sqlalchemy as sa
 
 from app import tables as t
+from app.auth import create_account
+from tests.conftest import Scoped
 
 ALL = {}
 PEOPLE = [
@@ -489,9 +492,6 @@ def test_rule_crud_and_loops(client):
 
 
 def test_other_account_cannot_touch_jobs(api, engine, client, people):
-    from app.auth import create_account
-    from tests.conftest import Scoped
-
     job = client.run({}, [{"type": "add_tags", "tags": ["mine"]}])
     with engine.begin() as conn:
         _, key = create_account(conn, "intruder")
@@ -579,3 +579,34 @@ def test_concurrent_submissions_with_one_key_make_one_job(client, people):
 
 
 ALL.update(ACTIONS=ACTIONS)
+
+
+def test_chunks_past_the_databases_parameter_limits(solo_app, engine):
+    """A chunk of 40,000 contacts: more ids than SQLite takes parameters (32,766) and more
+    coupon values than PostgreSQL does (65,535), so every action must bind a chunk as one
+    array, never a parameter a value."""
+    with engine.begin() as conn:
+        _, key = create_account(conn, f"big-{uuid.uuid4().hex[:6]}")
+    client = Scoped(solo_app(job_chunk_size=50_000), key)
+    n = 40_000
+    for start in range(0, n, 10_000):
+        client.load(*({"email": f"c{i}@big.example"} for i in range(start, start + 10_000)))
+    job = client.run(
+        {},
+        [
+            {"type": "add_tags", "tags": ["big"]},
+            {"type": "set_score", "mode": "add", "value": 2},
+            {"type": "generate_coupons", "name": "BIG", "length": 10},
+            {"type": "generate_links", "url": "https://x.example/{token}"},
+        ],
+        timeout=300,
+    )
+    assert job["status"] == "succeeded", job
+    assert [a["affected"] for a in job["actions"]] == [n] * 4
+    assert client.count({"include": [{"type": "tag", "tags": ["big"]}]}) == n
+    assert client.count({"filter": {"field": "score", "op": "eq", "value": 2}}) == n
+    rows = list(csv.DictReader(io.StringIO(client.get(f"/v1/jobs/{job['id']}/output").text)))
+    coupons = [r["value"] for r in rows if len(r["value"]) == 10]
+    assert len(coupons) == len(set(coupons)) == n
+    links = [r["value"] for r in rows if r["value"].startswith("https://x.example/")]
+    assert len(set(links)) == n

@@ -100,11 +100,14 @@ class Worker:
 
 
 @pytest.fixture
-def stack(db_url, engine):
+def stack(db_url, engine, api):
     if not db_url.startswith("postgresql"):
         pytest.skip("the worker tests run on PostgreSQL")
     if not REDIS_URL or not shutil.which("redis-server"):
         pytest.skip("needs AUDIENCE_TEST_REDIS_URL and redis-server")
+    # The session's app runs jobs in-process against this same database; pause it, or it
+    # would race these workers for every job (no deployment mixes the two).
+    api.app.state.runner.stop()
     redis = Redis()
     redis.start()
     settings = make_settings(
@@ -128,11 +131,12 @@ def stack(db_url, engine):
         return w
 
     app = create_app(settings, engine=engine)
-    with TestClient(app) as api:
-        yield api, redis, worker
+    with TestClient(app) as worker_api:
+        yield worker_api, redis, worker
     for w in workers:
         w.stop()
     redis.stop()
+    api.app.state.runner.start()
 
 
 def _account(api, engine, n):

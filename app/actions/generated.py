@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from app import tables as t
 from app.actions.base import ActionHandler, RunContext, c, chunk_contacts, register
-from app.db import dialect_insert, in_ids
+from app.db import in_ids, insert_rows
 from app.names import name_key
 
 # No look-alikes: no 0/O, 1/I/L.
@@ -25,13 +25,9 @@ def new_code(length: int) -> str:
 def _output(rc: RunContext, values: dict[int, str]) -> None:
     if rc.job_id is None or not values:
         return
-    rc.conn.execute(
-        dialect_insert(rc.conn, t.job_output).on_conflict_do_nothing(),
-        [
-            {"job_id": rc.job_id, "position": rc.position, "contact_id": cid, "value": v}
-            for cid, v in values.items()
-        ],
-    )
+    rows = [{"contact_id": cid, "value": v} for cid, v in values.items()]
+    constants = {"job_id": rc.job_id, "position": rc.position}
+    rc.conn.execute(insert_rows(rc.conn, t.job_output, rows, constants).on_conflict_do_nothing())
 
 
 @register
@@ -64,24 +60,20 @@ class GenerateCoupons(ActionHandler):
         valid_until = rc.now + timedelta(days=a.valid_days) if a.valid_days else None
         pending = contacts
         given: dict[int, str] = {}
+        constants = {
+            "account_id": rc.account_id,
+            "name": a.name,
+            "name_key": key,
+            "valid_until": valid_until,
+            "job_id": rc.job_id,
+            "created_at": rc.now,
+        }
         for _ in range(MAX_ROUNDS):
-            rows = [
-                {
-                    "account_id": rc.account_id,
-                    "contact_id": cid,
-                    "name": a.name,
-                    "name_key": key,
-                    "code": new_code(a.length),
-                    "valid_until": valid_until,
-                    "job_id": rc.job_id,
-                    "created_at": rc.now,
-                }
-                for cid in pending
-            ]
-            codes = {r["contact_id"]: r["code"] for r in rows}
+            codes = {cid: new_code(a.length) for cid in pending}
             inserted = rc.conn.execute(
-                dialect_insert(rc.conn, cp)
-                .values(rows)
+                insert_rows(
+                    rc.conn, cp, [{"contact_id": k, "code": v} for k, v in codes.items()], constants
+                )
                 .on_conflict_do_nothing(index_elements=["account_id", "code"])
                 .returning(cp.c.contact_id)
             ).scalars()
@@ -116,22 +108,25 @@ class GenerateLinks(ActionHandler):
         contacts = list(rc.conn.execute(chunk_contacts(rc, ids)).scalars())
         if not contacts:
             return set()
-        urls = {}
-        rows = []
-        for cid in contacts:
-            token = link_token(rc.settings.link_secret, rc.account_id, cid, rc.job_id)
-            urls[cid] = self.action.url.replace("{token}", token)
-            rows.append(
-                {
-                    "account_id": rc.account_id,
-                    "contact_id": cid,
-                    "job_id": rc.job_id,
-                    "token": token,
-                    "url": urls[cid],
-                    "created_at": rc.now,
-                }
-            )
-        rc.conn.execute(dialect_insert(rc.conn, t.links).values(rows).on_conflict_do_nothing())
+        tokens = [
+            link_token(rc.settings.link_secret, rc.account_id, c, rc.job_id) for c in contacts
+        ]
+        urls = {
+            cid: self.action.url.replace("{token}", tok)
+            for cid, tok in zip(contacts, tokens, strict=True)
+        }
+        constants = {"account_id": rc.account_id, "job_id": rc.job_id, "created_at": rc.now}
+        rc.conn.execute(
+            insert_rows(
+                rc.conn,
+                t.links,
+                [
+                    {"contact_id": cid, "token": tok, "url": urls[cid]}
+                    for cid, tok in zip(contacts, tokens, strict=True)
+                ],
+                constants,
+            ).on_conflict_do_nothing()
+        )
         _output(rc, urls)
         return set(contacts)
 

@@ -8,11 +8,29 @@ from sqlalchemy.engine import Connection
 
 from app import tables as t
 from app.contacts.schemas import SCALAR_FIELDS, ContactIn
-from app.db import dialect_insert, in_ids
+from app.db import dialect_insert, in_ids, insert_rows
 from app.errors import Invalid
 from app.names import name_key
 
-BATCH = 1000
+BATCH = 1000  # names a lookup
+ROWS_BATCH = 10_000  # rows an INSERT … SELECT (db.insert_rows: a parameter a column)
+
+# A new contact's columns, before the request's own fields.
+NEW_CONTACT = {
+    "first_name": None,
+    "last_name": None,
+    "phone": None,
+    "company": None,
+    "city": None,
+    "country": None,
+    "birth_date": None,
+    "sex": "unknown",
+    "score": 0,
+    "state": "PROSPECT",
+    "email_opt_in": False,
+    "phone_opt_in": False,
+    "email_valid": True,
+}
 
 
 def _batches(items: list, size: int = BATCH) -> Iterable[list]:
@@ -154,36 +172,19 @@ def upsert_contacts(conn: Connection, account_id: int, entries: list[ContactIn])
     for email, item in merged.items():
         if email in existing:
             continue
-        row = {
-            "account_id": account_id,
-            "email": email,
-            "first_name": None,
-            "last_name": None,
-            "phone": None,
-            "company": None,
-            "city": None,
-            "country": None,
-            "birth_date": None,
-            "sex": "unknown",
-            "score": 0,
-            "state": "PROSPECT",
-            "email_opt_in": False,
-            "phone_opt_in": False,
-            "email_valid": True,
-            "created_at": now,
-            "updated_at": now,
-        }
+        row = {"email": email, **NEW_CONTACT, "created_at": now}
         row.update(item["fields"])
         new_rows.append(row)
     ids: dict[str, int] = dict(existing)
-    for batch in _batches(new_rows):
-        result = conn.execute(
-            sa.insert(t.contacts).returning(
-                t.contacts.c.email, t.contacts.c.id, sort_by_parameter_order=True
-            ),
-            batch,
+    constants = {"account_id": account_id, "updated_at": now}
+    for batch in _batches(new_rows, ROWS_BATCH):
+        ids.update(
+            conn.execute(
+                insert_rows(conn, t.contacts, batch, constants).returning(
+                    t.contacts.c.email, t.contacts.c.id
+                )
+            ).all()
         )
-        ids.update(result.all())
 
     # Updates, grouped by the set of fields given, one executemany per group.
     by_fields: dict[tuple[str, ...], list[dict]] = defaultdict(list)
@@ -221,65 +222,35 @@ def _link_names(conn, account_id, merged, ids, now) -> None:
     for email, item in merged.items():
         cid = ids[email]
         for key in {name_key(n) for n in item["tags"]}:
-            contact_tags.append(
-                {
-                    "contact_id": cid,
-                    "tag_id": tag_ids[key],
-                    "account_id": account_id,
-                    "added_at": now,
-                }
-            )
+            contact_tags.append({"contact_id": cid, "tag_id": tag_ids[key]})
         for key in {name_key(n) for n in item["groups"]}:
-            members.append(
-                {
-                    "group_id": group_ids[key],
-                    "contact_id": cid,
-                    "account_id": account_id,
-                    "added_at": now,
-                }
-            )
+            members.append({"group_id": group_ids[key], "contact_id": cid})
         for owner in set(item["owners"]):
-            owners.append(
-                {
-                    "contact_id": cid,
-                    "user_id": user_ids[owner],
-                    "account_id": account_id,
-                    "added_at": now,
-                }
-            )
+            owners.append({"contact_id": cid, "user_id": user_ids[owner]})
         for name, value in item["details"].items():
             if value is None:
                 details_del.append({"_cid": cid, "_name": name})
             else:
-                details_set.append(
-                    {"contact_id": cid, "name": name, "value": value, "account_id": account_id}
-                )
+                details_set.append({"contact_id": cid, "name": name, "value": value})
         for f, (_, _, s) in item["funnels"].items():
             fid, sid = stage_ids[(f, s)]
-            funnel_rows.append(
-                {
-                    "contact_id": cid,
-                    "funnel_id": fid,
-                    "stage_id": sid,
-                    "account_id": account_id,
-                    "entered_at": now,
-                }
-            )
+            funnel_rows.append({"contact_id": cid, "funnel_id": fid, "stage_id": sid})
 
     for table, rows in (
         (t.contact_tags, contact_tags),
         (t.group_members, members),
         (t.contact_owners, owners),
     ):
-        for batch in _batches(rows):
-            conn.execute(dialect_insert(conn, table).on_conflict_do_nothing(), batch)
-    if details_set:
-        ins = dialect_insert(conn, t.contact_details)
-        stmt = ins.on_conflict_do_update(
-            index_elements=["contact_id", "name"], set_={"value": ins.excluded.value}
+        added = {"account_id": account_id, "added_at": now}
+        for batch in _batches(rows, ROWS_BATCH):
+            conn.execute(insert_rows(conn, table, batch, added).on_conflict_do_nothing())
+    for batch in _batches(details_set, ROWS_BATCH):
+        ins = insert_rows(conn, t.contact_details, batch, {"account_id": account_id})
+        conn.execute(
+            ins.on_conflict_do_update(
+                index_elements=["contact_id", "name"], set_={"value": ins.excluded.value}
+            )
         )
-        for batch in _batches(details_set):
-            conn.execute(stmt, batch)
     if details_del:
         conn.execute(
             sa.delete(t.contact_details).where(
@@ -288,15 +259,17 @@ def _link_names(conn, account_id, merged, ids, now) -> None:
             ),
             details_del,
         )
-    if funnel_rows:
-        ins = dialect_insert(conn, t.contact_funnels)
-        stmt = ins.on_conflict_do_update(
-            index_elements=["contact_id", "funnel_id"],
-            set_={"stage_id": ins.excluded.stage_id, "entered_at": ins.excluded.entered_at},
-            where=t.contact_funnels.c.stage_id != ins.excluded.stage_id,
+    for batch in _batches(funnel_rows, ROWS_BATCH):
+        ins = insert_rows(
+            conn, t.contact_funnels, batch, {"account_id": account_id, "entered_at": now}
         )
-        for batch in _batches(funnel_rows):
-            conn.execute(stmt, batch)
+        conn.execute(
+            ins.on_conflict_do_update(
+                index_elements=["contact_id", "funnel_id"],
+                set_={"stage_id": ins.excluded.stage_id, "entered_at": ins.excluded.entered_at},
+                where=t.contact_funnels.c.stage_id != ins.excluded.stage_id,
+            )
+        )
 
 
 CONTACT_COLUMNS = [c for c in t.contacts.c if c.name != "account_id"]

@@ -23,7 +23,7 @@ from app import tables as t
 from app.errors import Invalid
 from app.names import name_key
 from app.selection import spec as s
-from app.selection.fields import FIELDS, email_domain, month_day
+from app.selection.fields import FIELDS, ExactNumber, email_domain, fold, month_day
 
 c = t.contacts
 POSITIVE = {
@@ -270,39 +270,60 @@ def _segment_selector(node: s.SegmentSelector, ctx: Context) -> ColumnElement[bo
 
 
 def _like_pattern(value: str, op: str) -> str:
-    escaped = value.lower().replace("/", "//").replace("%", "/%").replace("_", "/_")
+    escaped = value.replace("/", "//").replace("%", "/%").replace("_", "/_")
     return {"contains": f"%{escaped}%", "starts_with": f"{escaped}%", "ends_with": f"%{escaped}"}[
         op
     ]
 
 
+def _number(value):
+    """A number operand: a fractional one bound exactly (fields.ExactNumber), never
+    rounded to the column's type nor turning the column into double precision."""
+    return sa.literal(value, ExactNumber()) if isinstance(value, float) else value
+
+
 def _compare(expr, kind: str, op: str, operand: Any, *, lowered: bool) -> ColumnElement[bool]:
-    """The positive comparison `expr OP operand` for a value that is present."""
+    """The positive comparison `expr OP operand` for a value that is present.
+
+    Text ignores case: a column stored lower-cased (`lowered`) against the operand
+    lower-cased the same way (Python's, as it was stored); any other column and its
+    operand both through fields.fold, in SQL, so the two sides are folded alike."""
     textual = kind in ("text", "enum")
     if textual and not lowered:
-        expr = sa.func.lower(expr)
+        expr = fold(expr)
 
     def norm(v):
-        return v.lower() if textual else v
+        if textual:
+            return v.lower() if lowered else fold(sa.literal(v, sa.Text()))
+        return _number(v) if kind == "number" else v
 
     match op:
         case "eq":
             return expr == norm(operand)
         case "in":
-            values = sorted({norm(v) for v in operand}, key=str)
-            return expr.in_(values) if values else sa.false()
+            if not operand:
+                return sa.false()
+            distinct = sorted(set(operand), key=str)
+            if kind == "number" and all(isinstance(v, int) for v in distinct):
+                return expr.in_(distinct)  # one expanding parameter
+            if textual and lowered:
+                return expr.in_(sorted({v.lower() for v in distinct}))
+            return expr.in_([norm(v) for v in distinct])
         case "contains" | "starts_with" | "ends_with":
-            return expr.like(_like_pattern(operand, op), escape="/")
+            pattern = _like_pattern(operand, op)
+            if lowered:
+                return expr.like(pattern.lower(), escape="/")
+            return expr.like(fold(sa.literal(pattern, sa.Text())), escape="/")
         case "lt":
-            return expr < operand
+            return expr < norm(operand)
         case "lte":
-            return expr <= operand
+            return expr <= norm(operand)
         case "gt":
-            return expr > operand
+            return expr > norm(operand)
         case "gte":
-            return expr >= operand
+            return expr >= norm(operand)
         case "between":
-            return sa.and_(expr >= operand[0], expr <= operand[1])
+            return sa.and_(expr >= norm(operand[0]), expr <= norm(operand[1]))
         case _:
             raise AssertionError(op)
 
@@ -456,15 +477,12 @@ def _event_test(node: s.EventTest, ctx: Context) -> ColumnElement[bool]:
     if f.to is not None:
         where.append(e.c.occurred_at <= f.to)
     if f.products_contains is not None:
-        where.append(
-            sa.func.lower(e.c.products).like(
-                _like_pattern(f.products_contains, "contains"), escape="/"
-            )
-        )
+        pattern = _like_pattern(f.products_contains, "contains")
+        where.append(fold(e.c.products).like(fold(sa.literal(pattern, sa.Text())), escape="/"))
     if f.value_gte is not None:
-        where.append(e.c.value >= f.value_gte)
+        where.append(e.c.value >= _number(f.value_gte))
     if f.value_lte is not None:
-        where.append(e.c.value <= f.value_lte)
+        where.append(e.c.value <= _number(f.value_lte))
     source = sa.select(e.c.contact_id).where(*where)
     agg, kind, default = {
         "count": (sa.func.count(), "number", 0),

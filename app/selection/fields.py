@@ -4,6 +4,7 @@ A field name from a request is only ever a key into FIELDS; it never reaches SQL
 """
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Literal
 
 import sqlalchemy as sa
@@ -97,3 +98,43 @@ def _month_day_pg(element, compiler, **kw):
 def _month_day_default(element, compiler, **kw):
     arg = compiler.process(element.clauses, **kw)
     return f"CAST(strftime('%m%d', {arg}) AS INTEGER)"
+
+
+class fold(FunctionElement):
+    """Text as compared ignoring case: the database's lower(), with final sigma 'ς' as
+    'σ' (PostgreSQL lowers character by character, so 'ΟΔΟΣ' is 'οδοσ'). Applied to
+    BOTH sides of a comparison, in SQL, so a value always matches itself."""
+
+    type = sa.Text()
+    inherit_cache = True
+    name = "fold"
+
+
+@compiles(fold, "postgresql")
+def _fold_pg(element, compiler, **kw):
+    return f"translate(lower({compiler.process(element.clauses, **kw)}), 'ς', 'σ')"
+
+
+@compiles(fold)
+def _fold_default(element, compiler, **kw):
+    # SQLite's lower is app.db's, which already folds like PostgreSQL's.
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+class ExactNumber(sa.types.TypeDecorator):
+    """A fractional operand compared exactly. PostgreSQL: numeric, because a float8
+    parameter turns a bigint or numeric column into double precision (2**53 + 1 > 2.0**53
+    is false there, and a numeric detail of 1e400 overflows). SQLite: float, which it
+    compares with integers exactly."""
+
+    impl = sa.Numeric
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        kind = sa.Numeric() if dialect.name == "postgresql" else sa.Float()
+        return dialect.type_descriptor(kind)
+
+    def process_bind_param(self, value, dialect):
+        if value is None or dialect.name != "postgresql":
+            return value
+        return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)

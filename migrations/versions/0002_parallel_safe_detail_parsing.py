@@ -2,7 +2,8 @@
 
 PL/pgSQL exception blocks open subtransactions, which PostgreSQL refuses inside a
 parallel query ("cannot start subtransactions during a parallel operation"). These SQL
-functions cannot fail: the patterns admit only what the casts accept.
+functions cannot fail: the patterns admit only what the casts accept. Whitespace is
+ASCII's six, spelt out (a class like [[:space:]] would follow the locale).
 
 Revision ID: 0002
 Revises: 0001
@@ -19,7 +20,7 @@ TRY_NUMBER = r"""
 CREATE FUNCTION audience_try_number(v text) RETURNS numeric
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE
-        WHEN v ~ '^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?\s*$'
+        WHEN v ~ '^[ \t\n\r\f\v]*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?[ \t\n\r\f\v]*$'
         THEN v::numeric
     END
 $$;
