@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     # Secret for personal link tokens (HMAC). Set it in production.
     link_secret: str = "change-me-in-production"
     max_body_bytes: int = 64 * 1024 * 1024
+    # Per account, on count/preview and on job submission (each its own bucket): this
+    # many requests at once, then this many a second; beyond, 429 with Retry-After.
+    # 0 turns the limit off.
+    rate_limit_per_s: float = 100.0
+    rate_limit_burst: int = 2_000
     demo: bool = True  # embedded default: ensure a demo account with demo data
     demo_contacts: int = 2_000
     log_level: str = "INFO"

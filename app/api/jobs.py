@@ -8,6 +8,8 @@ from app.api.deps import AccountDep, EngineDep, SettingsDep
 from app.errors import RESPONSES, ErrorBody
 from app.jobs import service
 from app.jobs.schemas import DryRun, Job, JobIn, JobPage
+from app.ratelimit import RESPONSES as RATE_LIMITED
+from app.ratelimit import limit
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=RESPONSES)
 
@@ -17,7 +19,9 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=RESPONSES)
     operation_id="submit_job",
     status_code=202,
     response_model=Job,
+    dependencies=[limit("jobs")],
     responses={
+        **RATE_LIMITED,
         200: {"model": DryRun, "description": "dry_run=true: what each action would change"},
         409: {
             "model": ErrorBody,

@@ -6,6 +6,8 @@ from app.api.deps import AccountDep, EngineDep, SettingsDep
 from app.contacts.service import load_contacts
 from app.db import set_statement_timeout
 from app.errors import RESPONSES, ErrorBody, QueryTimeout
+from app.ratelimit import RESPONSES as RATE_LIMITED
+from app.ratelimit import limit
 from app.selection import segments as seg
 from app.selection import service
 from app.selection.schemas import CountResult, PreviewIn, PreviewResult, Segment, SegmentIn
@@ -19,13 +21,17 @@ def _timed_out(exc: OperationalError) -> bool:
     return code == "57014"  # query_canceled (statement_timeout)
 
 
-TIMEOUT = {503: {"model": ErrorBody, "description": "The query exceeded the statement timeout"}}
+TIMEOUT = {
+    503: {"model": ErrorBody, "description": "The query exceeded the statement timeout"},
+    **RATE_LIMITED,
+}
 
 
 @router.post(
     "/selections/count",
     tags=["selections"],
     operation_id="count_selection",
+    dependencies=[limit("selections")],
     response_model=CountResult,
     responses=TIMEOUT,
 )
@@ -52,6 +58,7 @@ async def count(
     "/selections/preview",
     tags=["selections"],
     operation_id="preview_selection",
+    dependencies=[limit("selections")],
     response_model=PreviewResult,
     responses=TIMEOUT,
 )
