@@ -6,10 +6,12 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Connection
 
 from app import tables as t
+from app.db import ACCOUNT
 from app.errors import Unauthorized
 
 
@@ -54,17 +56,24 @@ def _bearer(request: Request) -> str:
 bearer_scheme = HTTPBearer(auto_error=False, description="The account's API key")
 
 
-def current_account(
+async def current_account(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
 ) -> int:
+    """The key's account. Async so that ACCOUNT, set here, holds for the rest of the
+    request (a sync dependency runs in a copied context that dies with it)."""
     key = _bearer(request)
     engine = request.app.state.engine
-    with engine.connect() as conn:
-        account_id = account_for_key(conn, key)
+
+    def lookup() -> int | None:
+        with engine.connect() as conn:
+            return account_for_key(conn, key)
+
+    account_id = await run_in_threadpool(lookup)
     if account_id is None:
         raise Unauthorized("wrong API key", headers={"WWW-Authenticate": "Bearer"})
     request.state.account_id = account_id
+    ACCOUNT.set(account_id)
     return account_id
 
 

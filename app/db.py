@@ -10,6 +10,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date
 
 import sqlalchemy as sa
@@ -135,7 +136,24 @@ def make_engine(url: str, **kwargs) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+    @event.listens_for(engine, "begin")
+    def _name_the_account(conn: Connection):
+        # Row-level security (migration 0003): a transaction on behalf of an account sees
+        # and writes only that account's rows, whatever the query says.
+        account_id = ACCOUNT.get()
+        if account_id is not None:
+            conn.exec_driver_sql(
+                "SELECT set_config('audience.account_id', %s, true)", (str(account_id),)
+            )
+
+    return engine
+
+
+# The account the current request acts for (set by app.auth once its key is checked);
+# every PostgreSQL transaction begun in this context is scoped to it by row-level security.
+ACCOUNT: ContextVar[int | None] = ContextVar("audience_account", default=None)
 
 
 def is_postgres(conn_or_engine) -> bool:

@@ -172,8 +172,8 @@ def solo_app(db_url, engine, api):
     api.app.state.runner.stop()
     clients: list[TestClient] = []
 
-    def make(**overrides) -> TestClient:
-        app = create_app(make_settings(db_url, **overrides), engine=engine)
+    def make(app_engine=None, **overrides) -> TestClient:
+        app = create_app(make_settings(db_url, **overrides), engine=app_engine or engine)
         client = TestClient(app)
         client.__enter__()
         clients.append(client)
