@@ -182,17 +182,20 @@ def dialect_insert(conn: Connection, table: sa.Table):
 
 
 def in_ids(conn: Connection, column, ids: list[int]):
-    """`column IN ids`, index-driven, with ONE parameter whatever the number of ids:
-    `= ANY(array)` on PostgreSQL, `IN (SELECT value FROM json_each(?))` on SQLite (whose
-    parameter limit a long list would pass)."""
+    """`column IN ids`, index-driven, with ONE parameter whatever the number of ids."""
+    return in_values(conn, column, ids, sa.BigInteger)
+
+
+def in_values(conn: Connection, column, values: list, kind=sa.BigInteger):
+    """`column IN values` with ONE parameter whatever their number: `= ANY(array)` on
+    PostgreSQL, `IN (SELECT value FROM json_each(?))` on SQLite (whose parameter limit a
+    long list would pass). No statement text grows with the list."""
     if is_postgres(conn):
         from sqlalchemy.dialects.postgresql import ARRAY
 
-        return column == sa.any_(sa.bindparam(None, ids, type_=ARRAY(sa.BigInteger)))
-    each = sa.func.json_each(sa.bindparam(None, json.dumps(ids), type_=sa.String)).table_valued(
-        "value"
-    )
-    return column.in_(sa.select(each.c.value))
+        return column == sa.any_(sa.bindparam(None, values, type_=ARRAY(kind)))
+    each = sa.func.json_each(sa.bindparam(None, json.dumps(values), type_=sa.String))
+    return column.in_(sa.select(each.table_valued("value").c.value))
 
 
 def rows_from(conn: Connection, **columns: tuple[sa.types.TypeEngine, list]) -> sa.Select:

@@ -1,7 +1,11 @@
 """The dictionary- and library-driven actions on real corpora."""
 
 import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from app.actions import python_checks
 from app.actions.python_checks import email_is_valid, sex_of
 
 NAMES = {
@@ -92,3 +96,45 @@ def test_identify_sex_job(client):
     assert client.count({"filter": {"field": "sex", "op": "eq", "value": "female"}}) == sum(
         1 for s in NAMES.values() if s == "female"
     )
+
+
+ATEXT_EDGE = "aZ09.-_+!#$%&'*/=?^`{|}~@\\\" ()[]:;,<>é\u00a0"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet=ATEXT_EDGE, min_size=1, max_size=40),
+        st.builds(
+            lambda local, labels, tld: f"{local}@{'.'.join(labels)}.{tld}",
+            st.text(alphabet="aZ09.-_+!#'~é\"", min_size=0, max_size=70),
+            st.lists(st.text(alphabet="aZ09-_é", min_size=0, max_size=66), min_size=1, max_size=4),
+            st.sampled_from(["com", "pl", "c", "c0m", "test", "Local", "arpa", "museum", "x" * 64]),
+        ),
+    )
+)
+def test_the_plain_fast_path_agrees_with_email_validator(email):
+    """What the regex fast path accepts, email-validator accepts: the fast path is only
+    a shortcut."""
+    if python_checks._plain(email):
+        try:
+            validate_email(email, check_deliverability=False)
+        except EmailNotValidError as exc:
+            raise AssertionError(f"{email!r}: fast path says valid, library says {exc}") from exc
+
+
+@pytest.mark.parametrize(
+    "email,plain",
+    [
+        ("anna.kowalska@firma.pl", True),
+        ("x+tag@sub.example.com", True),
+        ("o'brien@mail.co.uk", True),
+        ("a@xn--mnchen-3ya.de", False),  # punycode: the library decides
+        ("a@b.test", False),  # special-use: the library decides (and refuses)
+        ("a..b@x.com", False),
+        ('"quoted"@x.com', False),
+    ],
+)
+def test_what_takes_the_fast_path(email, plain):
+    assert python_checks._plain(email) is plain
+    assert email_is_valid(email) is (plain or email == "a@xn--mnchen-3ya.de")

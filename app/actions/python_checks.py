@@ -1,13 +1,14 @@
 """Actions only a Python library can decide: sex from first names, e-mail syntax.
 Each streams the chunk's values through the library and writes back set-based."""
 
+import re
 from functools import lru_cache
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 
 from app.actions.base import ActionHandler, RunContext, c, register
-from app.db import in_ids
+from app.db import in_ids, in_values
 
 STREAM = 5000
 
@@ -34,10 +35,33 @@ def sex_of(first_name: str) -> str | None:
     return None
 
 
+# The plain shape most addresses have: a dot-atom of ASCII atext, '@', LDH labels with
+# single hyphens, an alphabetic top-level label. What matches (within the lengths below
+# and outside special-use domains) email-validator accepts too, so it skips the library;
+# everything else goes to the library. tests/test_python_checks.py holds them equal.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+PLAIN = re.compile(
+    rf"{_ATEXT}+(?:\.{_ATEXT}+)*@(?:[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*\.)+[A-Za-z]{{2,63}}\Z"
+)
+SPECIAL_USE = ("arpa", "invalid", "local", "localhost", "onion", "test")
+
+
+def _plain(email: str) -> bool:
+    if len(email) > 254 or not PLAIN.match(email):
+        return False
+    local, _, domain = email.rpartition("@")
+    if len(local) > 64 or len(domain) > 253:
+        return False
+    labels = domain.lower().split(".")
+    return all(len(label) <= 63 for label in labels) and labels[-1] not in SPECIAL_USE
+
+
 def email_is_valid(email: str) -> bool:
     """A full syntax check, no DNS. Quoted local parts and IP-literal domains are refused
     (legal in RFC 5322, but no marketing mailer can use them); RFC 5321's 64-octet limit
     on the local part is enforced."""
+    if _plain(email):
+        return True
     local = email.rpartition("@")[0]
     if len(local.encode()) > 64:
         return False
@@ -80,7 +104,7 @@ class IdentifySex(ActionHandler):
                 .where(
                     c.c.account_id == rc.account_id,
                     in_ids(rc.conn, c.c.id, ids),
-                    c.c.first_name.in_(names),
+                    in_values(rc.conn, c.c.first_name, names, sa.Text),
                     c.c.sex != sex,
                     *self._candidates(),
                 )

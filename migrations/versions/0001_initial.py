@@ -469,9 +469,6 @@ def upgrade() -> None:
         sa.Column(
             "contact_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
-        sa.ForeignKeyConstraint(
-            ["job_id"], ["jobs.id"], name=op.f("fk_job_members_job_id_jobs"), ondelete="CASCADE"
-        ),
         sa.PrimaryKeyConstraint("job_id", "contact_id", name=op.f("pk_job_members")),
     )
     op.create_table(
@@ -482,9 +479,6 @@ def upgrade() -> None:
             "contact_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
         sa.Column("value", sa.Text(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["job_id"], ["jobs.id"], name=op.f("fk_job_output_job_id_jobs"), ondelete="CASCADE"
-        ),
         sa.PrimaryKeyConstraint("job_id", "position", "contact_id", name=op.f("pk_job_output")),
     )
     op.create_table(
