@@ -215,6 +215,45 @@ def test_action(client, people, actions, affected, check):
         assert [a["affected"] for a in again["actions"]] == [0]
 
 
+RETRIED = [
+    *ACTIONS,
+    ([{"type": "generate_coupons", "name": "R", "length": 8}], [4], lambda c: True),
+    ([{"type": "generate_links", "url": "https://x.example/{token}"}], [4], lambda c: True),
+]
+
+
+@pytest.mark.parametrize(
+    ("actions", "affected", "check"),
+    RETRIED,
+    ids=[" ".join(a["type"] for a in x[0]) + f"-{i}" for i, x in enumerate(RETRIED)],
+)
+def test_action_on_a_retried_chunk(client, people, actions, affected, check, monkeypatch):
+    """Every chunk fails once after its actions ran (as a deadlock or a busy database
+    would) and is retried: the result and `affected` are those of one clean run."""
+    from sqlalchemy.exc import OperationalError
+
+    from app.jobs import engine as job_engine
+
+    real, failed = job_engine._chunk, set()
+
+    def fails_once(conn, row, handlers, settings, owner, size):
+        outcome = real(conn, row, handlers, settings, owner, size)
+        if (row.id, outcome) not in failed:
+            failed.add((row.id, outcome))
+            raise OperationalError("chunk", {}, Exception("database is locked (injected)"))
+        return outcome
+
+    monkeypatch.setattr(job_engine, "_chunk", fails_once)
+    job = client.run({}, actions)
+    assert job["status"] == "succeeded", job
+    assert failed, "no chunk was retried"
+    assert [a["affected"] for a in job["actions"]] == affected
+    assert check({name: contact(client, cid) for name, cid in people.items()})
+    if actions[0]["type"] in ("generate_coupons", "generate_links"):
+        rows = client.get(f"/v1/jobs/{job['id']}/output").text.splitlines()[1:]
+        assert len(rows) == len(people)  # one a contact, not one an attempt
+
+
 def test_identify_sex_overwrite(client, people):
     client.load({"email": "jan@x.pl", "sex": "female"})
     job = client.run({}, [{"type": "identify_sex", "overwrite": True}])
