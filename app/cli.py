@@ -116,6 +116,176 @@ def worker(
         run_forever(settings)
 
 
+@app.command()
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    stuck_after: Annotated[
+        float, typer.Option(help="a lease expired this many seconds ago: stuck", min=0)
+    ] = 10,
+    queued_minutes: Annotated[
+        float, typer.Option(help="queued and due this many minutes: overdue", min=0)
+    ] = 10,
+    failed_hours: Annotated[
+        float, typer.Option(help="report jobs failed in the last N hours (0: none)", min=0)
+    ] = 24,
+    max_attempts: Annotated[
+        int, typer.Option(help="a running job claimed more often than this: restarted", min=1)
+    ] = 3,
+    limit: Annotated[int, typer.Option(help="jobs listed of each kind", min=0)] = 20,
+) -> None:
+    """Check the database, its migrations, Redis and the jobs; exit 1 if anything is wrong.
+
+    Jobs, of all accounts: stuck (running, but their worker stopped renewing the lease and
+    nobody resumed them: are workers running?), overdue (queued, and nobody takes them),
+    restarted (workers keep dying under them), failed recently."""
+    from datetime import timedelta
+
+    from app.db import make_engine
+    from app.jobs.service import job_problems
+
+    settings = _settings()
+    url = settings.database_url
+    checks: dict[str, dict] = {}
+    jobs: dict[str, dict] = {}
+    engine = make_engine(url, **_doctor_engine_options(url))
+    try:
+        checks["database"] = _check_database(engine, url)
+        if checks["database"]["ok"]:
+            checks["migrations"] = _check_migrations(engine, url)
+            with engine.connect() as conn:
+                jobs = job_problems(
+                    conn,
+                    stuck_after=timedelta(seconds=stuck_after),
+                    queued_for=timedelta(minutes=queued_minutes),
+                    failed_within=timedelta(hours=failed_hours),
+                    max_attempts=max_attempts,
+                    limit=limit,
+                )
+    finally:
+        engine.dispose()
+    if failed_hours == 0:
+        jobs.pop("failed", None)
+    checks["redis"] = _check_redis(settings.redis_url)
+    problems = [name for name, check in checks.items() if not check["ok"]]
+    problems += [kind for kind, found in jobs.items() if found["count"]]
+    report = {"ok": not problems, "problems": problems, "checks": checks, "jobs": jobs}
+    if as_json:
+        typer.echo(json.dumps(report, default=lambda v: v.isoformat(), indent=2))
+    else:
+        _print_doctor(report, stuck_after, queued_minutes, max_attempts, failed_hours)
+    if problems:
+        raise typer.Exit(1)
+
+
+def _doctor_engine_options(url: str) -> dict:
+    if _is_sqlite(url):
+        return {}
+    return {"connect_args": {"connect_timeout": 5, "application_name": "audience doctor"}}
+
+
+def _redacted(url: str) -> str:
+    import sqlalchemy as sa
+
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL we cannot parse is not shown
+        return "?"
+
+
+def _check_database(engine, url: str) -> dict:
+    import sqlalchemy as sa
+
+    database = engine.url.database
+    if _is_sqlite(url) and database and database != ":memory:" and not Path(database).exists():
+        return {"ok": False, "detail": f"{_redacted(url)}: no such file"}  # never create it
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return {"ok": True, "detail": _redacted(url)}
+    except Exception as exc:  # noqa: BLE001 - any failure means "unreachable"
+        return {"ok": False, "detail": f"{_redacted(url)}: {_one_line(exc)}"}
+
+
+def _one_line(exc: Exception) -> str:
+    message = " ".join(str(getattr(exc, "orig", None) or exc).split())
+    return f"{type(exc).__name__}: {message}"[:500]
+
+
+def _check_migrations(engine, url: str) -> dict:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from app.migrate import alembic_config
+
+    heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    with engine.connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    at = ", ".join(sorted(current)) or "none"
+    if current == heads:
+        return {"ok": True, "detail": f"at head {at}"}
+    head = ", ".join(sorted(heads))
+    return {"ok": False, "detail": f"at {at}, head is {head}: run `audience migrate`"}
+
+
+def _check_redis(url: str | None) -> dict:
+    if not url:
+        return {"ok": True, "detail": "not configured: jobs run in the API process"}
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3)
+        try:
+            client.ping()
+        finally:
+            client.close()
+        return {"ok": True, "detail": _redacted(url)}
+    except Exception as exc:  # noqa: BLE001 - any failure means "unreachable"
+        return {"ok": False, "detail": f"{_redacted(url)}: {_one_line(exc)}"}
+
+
+def _print_doctor(
+    report: dict, stuck_after: float, queued_minutes: float, max_attempts: int, failed_hours: float
+):
+    for name, check in report["checks"].items():
+        typer.echo(f"{name:<11} {'ok' if check['ok'] else 'PROBLEM':<8} {check['detail']}")
+    said = {
+        "stuck": f"running, lease expired over {stuck_after:g} s ago (no worker renews it)",
+        "overdue": f"queued and due for over {queued_minutes:g} min (no worker takes it)",
+        "restarted": f"running, claimed over {max_attempts} times (workers die under it?)",
+        "failed": f"failed in the last {failed_hours:g} h",
+    }
+    for kind, found in report["jobs"].items():
+        status = (
+            "ok" if not found["count"] else f"{found['count']} job{'s' * (found['count'] != 1)}"
+        )
+        typer.echo(f"{kind:<11} {status:<8} {said[kind]}")
+        for job in found["jobs"]:
+            typer.echo("  " + _job_line(kind, job))
+        if found["count"] > len(found["jobs"]):
+            typer.echo(f"  … and {found['count'] - len(found['jobs'])} more")
+    typer.echo("healthy" if report["ok"] else "something is wrong (exit status 1)")
+
+
+def _job_line(kind: str, job: dict) -> str:
+    from app import tables as t
+
+    line = (
+        f"job {job['id']} (account {job['account_id']}): {job['processed']}/"
+        f"{job['total'] if job['total'] is not None else '?'} processed, "
+        f"attempt {job['attempts']}"
+    )
+    now = t.utcnow()
+    if kind == "stuck":
+        ago = (now - job["lease_until"]).total_seconds()
+        line += f", lease of {job['lease_owner']} expired {ago:.0f} s ago"
+    elif kind == "overdue":
+        due = job["run_at"] or job["created_at"]
+        line += f", due {(now - due).total_seconds() / 60:.0f} min ago"
+    elif kind == "failed":
+        line += f", at {job['finished_at']:%Y-%m-%d %H:%M:%S}Z: {(job['error'] or '')[:200]}"
+    return line
+
+
 @accounts_app.command("create")
 def accounts_create(name: str) -> None:
     """Create an account; its API key is the last line printed."""

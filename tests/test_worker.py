@@ -1,7 +1,10 @@
 """The production shape: PostgreSQL + Redis + real `audience worker` processes.
 
-Faults: a worker SIGKILLed mid-job, Redis gone while a job is queued. Each test runs its
-own redis-server on a spare port so it can kill it without touching anyone else's."""
+Faults: workers SIGKILLed mid-job (more often than arq's max_tries), PostgreSQL killing the
+worker's connections and refusing new ones mid-job, Redis flushed, restarted or gone while a
+job is queued, a selection that changes under a running job. Each test runs its own
+redis-server on a spare port so it can kill it without touching anyone else's; on the
+shared PostgreSQL server only the worker's own backends (named after its pid) are killed."""
 
 import os
 import shutil
@@ -13,10 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
+import redis as redis_py
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from app import tables as t
+from app.jobs.worker import MAX_TRIES, application_name
 from app.main import create_app
 from tests.bulk import bulk_account
 from tests.conftest import REDIS_URL, Scoped, make_settings
@@ -71,6 +76,9 @@ class Redis:
             self.proc.kill()
             self.proc.wait()
             self.proc = None
+
+    def client(self) -> redis_py.Redis:
+        return redis_py.Redis.from_url(self.url)
 
 
 class Worker:
@@ -237,3 +245,190 @@ def test_cancel_a_job_running_on_a_worker(stack, engine):
     job = client.wait(job_id)
     assert job["status"] == "cancelled" and 0 < job["processed"] < 50_000
     assert client.count({"filter": {"field": "score", "op": "eq", "value": 1}}) == job["processed"]
+
+
+ADD_ONE = [{"type": "set_score", "mode": "add", "value": 1}]
+
+
+def _submit(client, actions=ADD_ONE, selection=None) -> int:
+    r = client.post("/v1/jobs", json={"selection": selection or {}, "actions": actions})
+    assert r.status_code == 202, r.text
+    return r.json()["id"]
+
+
+def _wait_for(client, job_id: int, until, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if until(job):
+            return job
+        assert job["status"] in ("queued", "running"), job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.01)
+
+
+def _assert_added_once(client, job: dict, n: int) -> None:
+    """set_score add 1 over n contacts whose score was 0: each of them is 1, none is 2."""
+    assert job["status"] == "succeeded", job
+    assert job["processed"] == job["total"] == n, job
+    assert job["actions"][0]["affected"] == n, job
+    assert client.count({"filter": {"field": "score", "op": "eq", "value": 1}}) == n
+    assert client.count({"filter": {"field": "score", "op": "gt", "value": 1}}) == 0
+
+
+def _terminate(admin, database: str, application_name: str) -> int:
+    """pg_terminate_backend every connection of one worker process (by the application
+    name it gives them: nobody else's on this shared server)."""
+    return admin.execute(
+        sa.text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = :database AND application_name = :name"
+        ),
+        {"database": database, "name": application_name},
+    ).scalar_one()
+
+
+def test_database_restart_mid_job_resumes_exactly_once(stack, engine):
+    api, _, worker = stack
+    w = worker()
+    _, client = _account(api, engine, 20_000)
+    job_id = _submit(client)
+    job = _wait_for(client, job_id, lambda j: j["processed"] > 0)
+    name = application_name(w.proc.pid)
+    database = engine.url.database
+    admin = sa.create_engine(engine.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            # the worker's backends killed, as a fast shutdown does …
+            assert _terminate(conn, database, name) > 0
+            job = _wait_for(client, job_id, lambda j, p=job["processed"]: j["processed"] > p)
+            # … then a database that refuses the worker for 2 s, as a restart does
+            conn.exec_driver_sql(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            try:
+                _terminate(conn, database, name)
+                time.sleep(0.2)
+                stalled_at = client.get(f"/v1/jobs/{job_id}").json()  # this test's own pool
+                for _ in range(18):
+                    _terminate(conn, database, name)
+                    time.sleep(0.1)
+                job = client.get(f"/v1/jobs/{job_id}").json()
+            finally:
+                conn.exec_driver_sql(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    finally:
+        admin.dispose()
+    assert job["status"] == "running" and job["processed"] == stalled_at["processed"] < 20_000
+    job = client.wait(job_id, timeout=60)
+    _assert_added_once(client, job, 20_000)
+
+
+def test_redis_flushed_mid_job(stack, engine):
+    api, redis, worker = stack
+    worker()
+    _, client = _account(api, engine, 20_000)
+    job_id = _submit(client)
+    _wait_for(client, job_id, lambda j: j["processed"] > 0)
+    with redis.client() as r:
+        r.flushall()  # this test's own redis-server
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "running" and job["processed"] < 20_000
+    job = client.wait(job_id, timeout=60)
+    _assert_added_once(client, job, 20_000)
+    # the worker still takes new jobs
+    after = client.run(
+        {"include": [{"type": "tag", "tags": ["t1"]}]}, [{"type": "add_tags", "tags": ["x"]}]
+    )
+    assert after["status"] == "succeeded" and after["actions"][0]["affected"] == 400
+
+
+def test_redis_restarted_mid_job(stack, engine):
+    api, redis, worker = stack
+    worker()
+    _, client = _account(api, engine, 20_000)
+    job_id = _submit(client)
+    job = _wait_for(client, job_id, lambda j: j["processed"] > 0)
+    redis.stop()
+    # job status comes from the database: it keeps answering while Redis is down, and the
+    # job (which needs only the database once started) keeps going
+    at_stop = job
+    for _ in range(10):
+        r = client.get(f"/v1/jobs/{job_id}")
+        assert r.status_code == 200 and r.json()["processed"] >= job["processed"]
+        job = r.json()
+        time.sleep(0.1)
+    assert job["processed"] > at_stop["processed"]
+    ready = api.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["queue"].startswith("error")
+    redis.start()  # empty: no persistence
+    job = client.wait(job_id, timeout=60)
+    _assert_added_once(client, job, 20_000)
+    after = client.run(
+        {"include": [{"type": "tag", "tags": ["t1"]}]}, [{"type": "add_tags", "tags": ["x"]}]
+    )
+    assert after["status"] == "succeeded" and after["actions"][0]["affected"] == 400
+
+
+def test_more_worker_kills_than_arq_max_tries_lose_nothing(stack, engine):
+    api, redis, worker = stack
+    _, client = _account(api, engine, 20_000)
+    job_id = _submit(client)
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    for kill in range(MAX_TRIES + 1):
+        w = worker()
+        job = _wait_for(
+            client,
+            job_id,
+            lambda j, k=kill, p=job["processed"]: j["attempts"] > k and j["processed"] > p,
+        )
+        w.kill()
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        # the API tells the truth: still running (a lease nobody renews), one more attempt
+        assert job["status"] == "running" and job["processed"] < 20_000, job
+        assert job["attempts"] == kill + 1 and job["error"] is None, job
+    worker()
+    job = client.wait(job_id, timeout=60)
+    _assert_added_once(client, job, 20_000)
+    assert job["attempts"] == MAX_TRIES + 2
+    # arq's entries of the killed runs do not linger (each would hide the queue's newer
+    # entries from every worker for a week, arq's in-progress mark being job_timeout)
+    with redis.client() as r:
+        deadline = time.monotonic() + 10
+        while [e for e in r.zrange("arq:queue", 0, -1) if not e.startswith(b"cron:")]:
+            assert time.monotonic() < deadline, r.zrange("arq:queue", 0, -1)
+            time.sleep(0.2)
+
+
+def test_a_job_acts_on_its_snapshot_while_the_selection_changes(stack, engine):
+    api, _, worker = stack
+    account_id, client = _account(api, engine, 20_000)
+    selection = {"include": [{"type": "tag", "tags": [f"t{i}" for i in range(1, 51)]}]}
+    assert client.count(selection) == 20_000  # every bulk contact has one of these tags
+    with engine.connect() as conn:
+        last = list(  # the job reaches them last: chunks go by contact id
+            conn.execute(
+                sa.select(t.contacts.c.id)
+                .where(t.contacts.c.account_id == account_id)
+                .order_by(t.contacts.c.id.desc())
+                .limit(1000)
+            ).scalars()
+        )
+    job_id = _submit(client, selection=selection)
+    worker()
+    _wait_for(client, job_id, lambda j: j["processed"] > 0)
+    # mid-run: 500 new contacts join the selection, the last 1,000 leave it
+    client.load(
+        *[{"email": f"new{i}@late.example", "tags": ["t7"], "score": 0} for i in range(500)]
+    )
+    with engine.begin() as conn:
+        conn.execute(sa.delete(t.contact_tags).where(t.contact_tags.c.contact_id.in_(last)))
+    assert client.count(selection) == 20_000 - 1000 + 500
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert job["total"] == 20_000 and job["processed"] <= 20_000 - 1000, job  # not reached yet
+    job = client.wait(job_id, timeout=60)
+    _assert_added_once(client, job, 20_000)  # the 1,000 included; the 500 (score 0) untouched
+    late = {"field": "email_domain", "op": "eq", "value": "late.example"}
+    assert client.count({"filter": late}) == 500
+    assert (
+        client.count({"filter": {"and": [late, {"field": "score", "op": "eq", "value": 0}]}}) == 500
+    )
+    done = {"field": "score", "op": "eq", "value": 1}
+    assert client.count({"exclude": selection["include"], "filter": done}) == 1000  # who left

@@ -2,6 +2,8 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from app.jobs.service import stuck_jobs
+
 router = APIRouter(tags=["health"])
 
 
@@ -14,16 +16,22 @@ def healthz() -> dict:
 @router.get("/readyz", operation_id="readyz")
 def readyz(request: Request):
     """Readiness: the database (and Redis, when configured) answer."""
+    # jobs.stuck: running jobs whose worker stopped renewing their lease. Worth an alert
+    # (`audience doctor` lists them), never a reason to take this instance out of
+    # service: it answers requests fine, and no other instance would fix them.
     checks: dict[str, str] = {}
+    jobs: dict[str, int] = {}
     try:
         with request.app.state.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-        checks["database"] = "ok"
+            checks["database"] = "ok"
+            jobs["stuck"] = stuck_jobs(conn)
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
-        checks["database"] = f"error: {type(exc).__name__}"
+        checks.setdefault("database", f"error: {type(exc).__name__}")
     runner = request.app.state.runner
     checks["queue"] = runner.health()
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+        {"status": "ok" if ok else "unavailable", "checks": checks, "jobs": jobs},
+        status_code=200 if ok else 503,
     )

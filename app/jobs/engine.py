@@ -3,7 +3,8 @@
 The database owns job state. Each chunk is one transaction that applies every action to
 the chunk AND advances the job's cursor and counters, so a retried job resumes after the
 last committed chunk and nothing is applied twice. A lease (renewed every chunk) tells a
-reaper when a worker has vanished.
+reaper when a worker has vanished. A database outage rolls back the chunk in flight: it is
+retried for a few seconds, then the job is left to its lease (never marked failed).
 """
 
 import time
@@ -29,6 +30,7 @@ log = logs.get("audience.jobs")
 ACTIONS = TypeAdapter(ActionList)
 j = t.jobs
 RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization, deadlock, lock timeout
+GONE = {"57P01", "57P02", "57P03"}  # admin shutdown, crash shutdown, cannot connect now
 MAX_CHUNK_RETRIES = 8
 WORKER_ID = f"{uuid.uuid4().hex[:12]}"
 
@@ -43,6 +45,18 @@ def _retryable(exc: Exception) -> bool:
         return True
     # SQLite: another writer holds the lock past the busy timeout
     return isinstance(exc, OperationalError) and "locked" in str(exc).lower()
+
+
+def _disconnected(exc: Exception) -> bool:
+    """The database went away (a restart, a fail-over, a killed backend) or does not take
+    connections yet. What was in flight rolled back; the job is not at fault."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    # psycopg: no SQLSTATE means the client side failed (connection refused or lost)
+    code = getattr(exc.orig, "sqlstate", "")
+    return isinstance(exc, OperationalError) and (code is None or code[:2] == "08" or code in GONE)
 
 
 def claim(engine: Engine, job_id: int, owner: str, lease_s: float) -> bool:
@@ -92,8 +106,13 @@ def _lock_job(conn, job_id: int):
 def run_job(engine: Engine, job_id: int, settings: Settings, owner: str | None = None) -> str:
     """Run (or resume) a job if it can be claimed. Returns what became of it."""
     owner = owner or f"{WORKER_ID}:{uuid.uuid4().hex[:8]}"
-    if not claim(engine, job_id, owner, settings.job_lease_s):
-        return "not-claimed"
+    try:
+        if not claim(engine, job_id, owner, settings.job_lease_s):
+            return "not-claimed"
+    except DBAPIError as exc:
+        if not _disconnected(exc):
+            raise
+        return _interrupted(job_id, exc)
     log.info("job started", job_id=job_id, owner=owner)
     try:
         return _run_claimed(engine, job_id, settings, owner)
@@ -101,9 +120,20 @@ def run_job(engine: Engine, job_id: int, settings: Settings, owner: str | None =
         log.warning("job lease lost", job_id=job_id, owner=owner)
         return "lost-lease"
     except Exception as exc:
+        if _disconnected(exc):
+            return _interrupted(job_id, exc)
         log.exception("job failed", job_id=job_id)
         _finish(engine, job_id, owner, "failed", f"{type(exc).__name__}: {exc}"[:2000])
         return "failed"
+
+
+def _interrupted(job_id: int, exc: Exception) -> str:
+    """A database outage is not the job's failure. The job stays `running` under a lease
+    nobody renews; once it expires the job is claimed again (reaper or in-process runner)
+    and resumes after its last committed chunk."""
+    error = str(getattr(exc, "orig", exc))[:500]
+    log.warning("job interrupted: database unavailable", job_id=job_id, error=error)
+    return "interrupted"
 
 
 def _run_claimed(engine: Engine, job_id: int, settings: Settings, owner: str) -> str:
@@ -129,25 +159,29 @@ def _run_claimed(engine: Engine, job_id: int, settings: Settings, owner: str) ->
 
 def _snapshot(engine: Engine, row, owner: str) -> None:
     """ONE INSERT … SELECT of the compiled selection into job_members; fixes `total`."""
-    with engine.begin() as conn:
-        state = _lock_job(conn, row.id)
-        if state.lease_owner != owner:
-            raise LostLease()
-        selection = parse_selection(row.selection)
-        ctx = prepare_selection(conn, row.account_id, selection)  # as_of: now, unless given
-        ids = compile_selection(selection, ctx)
-        conn.execute(sa.delete(t.job_members).where(t.job_members.c.job_id == row.id))
-        members = sa.select(sa.literal(row.id), ids.selected_columns[0]).where(ids.whereclause)
-        conn.execute(sa.insert(t.job_members).from_select(["job_id", "contact_id"], members))
-        total = conn.execute(
-            sa.select(sa.func.count()).where(t.job_members.c.job_id == row.id)
-        ).scalar_one()
-        conn.execute(
-            sa.update(j)
-            .where(j.c.id == row.id)
-            .values(snapshot_taken=True, total=total, as_of=ctx.as_of)
-        )
+    total = _with_retries(engine, lambda conn: _insert_members(conn, row, owner))
     log.info("job snapshot", job_id=row.id, total=total)
+
+
+def _insert_members(conn, row, owner: str) -> int:
+    state = _lock_job(conn, row.id)
+    if state.lease_owner != owner:
+        raise LostLease()
+    selection = parse_selection(row.selection)
+    ctx = prepare_selection(conn, row.account_id, selection)  # as_of: now, unless given
+    ids = compile_selection(selection, ctx)
+    conn.execute(sa.delete(t.job_members).where(t.job_members.c.job_id == row.id))
+    members = sa.select(sa.literal(row.id), ids.selected_columns[0]).where(ids.whereclause)
+    conn.execute(sa.insert(t.job_members).from_select(["job_id", "contact_id"], members))
+    total = conn.execute(
+        sa.select(sa.func.count()).where(t.job_members.c.job_id == row.id)
+    ).scalar_one()
+    conn.execute(
+        sa.update(j)
+        .where(j.c.id == row.id)
+        .values(snapshot_taken=True, total=total, as_of=ctx.as_of)
+    )
+    return total
 
 
 def _chunk(conn, row, handlers, settings: Settings, owner: str, size: int) -> str:
@@ -209,13 +243,15 @@ def _chunk(conn, row, handlers, settings: Settings, owner: str, size: int) -> st
 
 
 def _with_retries(engine: Engine, work):
-    """One transaction; retried on deadlock / serialization failure / busy database."""
+    """One transaction; retried on deadlock / serialization failure / busy database, and
+    through a short database outage (about 7 s; past that, the lease takes over)."""
     for attempt in range(MAX_CHUNK_RETRIES):
         try:
             with engine.begin() as conn:
                 return work(conn)
         except DBAPIError as exc:
-            if not _retryable(exc) or attempt == MAX_CHUNK_RETRIES - 1:
+            again = _retryable(exc) or _disconnected(exc)
+            if not again or attempt == MAX_CHUNK_RETRIES - 1:
                 raise
             time.sleep(min(2.0, 0.05 * 2**attempt))
     raise AssertionError("unreachable")

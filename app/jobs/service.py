@@ -230,3 +230,64 @@ def due_jobs(conn: Connection, limit: int = 20) -> list[int]:
             .limit(limit)
         ).scalars()
     )
+
+
+def job_problems(
+    conn: Connection,
+    *,
+    stuck_after: timedelta = timedelta(seconds=10),
+    queued_for: timedelta = timedelta(minutes=10),
+    failed_within: timedelta = timedelta(days=1),
+    max_attempts: int = 3,
+    limit: int = 20,
+) -> dict[str, dict]:
+    """Jobs an operator should look at, across accounts. `stuck`: running, but the lease
+    expired more than `stuck_after` ago (the worker is gone and nobody resumed the job).
+    `overdue`: queued and due for longer than `queued_for` (no worker takes jobs).
+    `restarted`: running and claimed more than `max_attempts` times (workers keep dying
+    under it). `failed`: within `failed_within`. Each: {"count", "jobs": up to `limit`}."""
+    now = t.utcnow()
+    due = sa.func.coalesce(j.c.run_at, j.c.created_at)
+    kinds = {
+        "stuck": (_stuck(now, stuck_after), j.c.lease_until),
+        "overdue": (sa.and_(j.c.status == "queued", due < now - queued_for), j.c.id),
+        "restarted": (
+            sa.and_(j.c.status == "running", j.c.attempts > max_attempts),
+            j.c.attempts.desc(),
+        ),
+        "failed": (
+            sa.and_(j.c.status == "failed", j.c.finished_at >= now - failed_within),
+            j.c.finished_at.desc(),
+        ),
+    }
+    columns = [
+        j.c.id,
+        j.c.account_id,
+        j.c.status,
+        j.c.total,
+        j.c.processed,
+        j.c.attempts,
+        j.c.created_at,
+        j.c.run_at,
+        j.c.started_at,
+        j.c.finished_at,
+        j.c.lease_owner,
+        j.c.lease_until,
+        j.c.error,
+    ]
+    found = {}
+    for kind, (where, order) in kinds.items():
+        count = conn.execute(sa.select(sa.func.count()).select_from(j).where(where)).scalar_one()
+        rows = conn.execute(sa.select(*columns).where(where).order_by(order).limit(limit))
+        found[kind] = {"count": count, "jobs": [dict(r) for r in rows.mappings()]}
+    return found
+
+
+def stuck_jobs(conn: Connection, stuck_after: timedelta = timedelta(seconds=10)) -> int:
+    """How many running jobs have a lease that expired more than `stuck_after` ago."""
+    where = _stuck(t.utcnow(), stuck_after)
+    return conn.execute(sa.select(sa.func.count()).select_from(j).where(where)).scalar_one()
+
+
+def _stuck(now, stuck_after: timedelta):
+    return sa.and_(j.c.status == "running", j.c.lease_until < now - stuck_after)

@@ -2,28 +2,48 @@
 jobs Redis lost (flushed, restarted) or whose worker vanished (lease expired)."""
 
 import asyncio
+import contextlib
+import os
 from datetime import timedelta
 
 import sqlalchemy as sa
 from arq import cron
 from arq.connections import RedisSettings
+from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app import logs
 from app import tables as t
 from app.config import Settings, get_settings
-from app.db import make_engine
+from app.db import make_engine, normalize_url
 from app.jobs.engine import run_job
 from app.jobs.runner import TASK, deserialize, serialize
 from app.jobs.service import due_jobs
 
 log = logs.get("audience.worker")
+MAX_TRIES = 3  # arq's own retries of one enqueued job id; the reaper re-enqueues past it
 
 
 async def run_job_task(ctx: dict, job_id: int) -> str:
-    return await asyncio.to_thread(run_job, ctx["engine"], int(job_id), ctx["settings"])
+    """Run a job in a thread, renewing arq's in-progress mark of it one lease at a time.
+
+    arq sets that mark for job_timeout (a week) and skips marked entries, reading its
+    queue 100 entries at a time: each SIGKILLed worker would leave an entry that long, and
+    a hundred of them hide every newer job. Renewed, a dead worker's mark lapses with its
+    database lease; arq then runs the entry again (resuming the job, or finding it taken)
+    or, past max_tries, drops it. The reaper re-enqueues from the database either way."""
+    settings: Settings = ctx["settings"]
+    work = asyncio.ensure_future(asyncio.to_thread(run_job, ctx["engine"], int(job_id), settings))
+    key = in_progress_key_prefix + ctx["job_id"]
+    ttl_ms = max(1000, int(settings.job_lease_s * 1000))
+    while not work.done():
+        with contextlib.suppress(RedisError, OSError):  # Redis away: the job goes on
+            await ctx["redis"].pexpire(key, ttl_ms)
+        await asyncio.wait({work}, timeout=ttl_ms / 3000)
+    return work.result()
 
 
 async def reap(ctx: dict) -> int:
@@ -66,7 +86,19 @@ async def reap(ctx: dict) -> int:
 async def startup(ctx: dict) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
     ctx["settings"] = settings
-    ctx["engine"] = make_engine(settings.database_url)
+    ctx["engine"] = make_engine(settings.database_url, **engine_options(settings.database_url))
+
+
+def engine_options(url: str) -> dict:
+    """On PostgreSQL, name the worker's connections after its process (pg_stat_activity
+    then tells which worker holds which backend)."""
+    if sa.make_url(normalize_url(url)).get_backend_name() != "postgresql":
+        return {}
+    return {"connect_args": {"application_name": application_name()}}
+
+
+def application_name(pid: int | None = None) -> str:
+    return f"audience worker {pid or os.getpid()}"
 
 
 async def shutdown(ctx: dict) -> None:
@@ -101,7 +133,7 @@ def make_worker(settings: Settings, *, burst: bool = False) -> Worker:
         max_jobs=4,
         # Liveness is the job lease's business, not arq's timeout.
         job_timeout=timedelta(days=7),
-        max_tries=3,
+        max_tries=MAX_TRIES,
         keep_result=60,
         poll_delay=0.2,
         burst=burst,
