@@ -323,6 +323,11 @@ links = sa.Table(
 
 # --- the job engine -------------------------------------------------------------------
 
+FINISHED = ("succeeded", "cancelled", "failed")
+# snapshot_taken: the job's members are in job_members. A finished job's are deleted in
+# the background (app.jobs.service.purge_snapshots), which sets it back to false.
+SNAPSHOT_TO_PURGE = "snapshot_taken AND status IN ('succeeded', 'cancelled', 'failed')"
+
 jobs = sa.Table(
     "jobs",
     metadata,
@@ -352,6 +357,12 @@ jobs = sa.Table(
     sa.UniqueConstraint("account_id", "idempotency_key"),
     sa.Index("ix_jobs_account_id_id", "account_id", "id"),
     sa.Index("ix_jobs_status", "status"),
+    sa.Index(
+        "ix_jobs_snapshot_to_purge",
+        "id",
+        postgresql_where=sa.text(SNAPSHOT_TO_PURGE),
+        sqlite_where=sa.text(SNAPSHOT_TO_PURGE),
+    ),
 )
 
 job_actions = sa.Table(

@@ -649,3 +649,33 @@ def test_chunks_past_the_databases_parameter_limits(solo_app, engine):
     assert len(coupons) == len(set(coupons)) == n
     links = [r["value"] for r in rows if r["value"].startswith("https://x.example/")]
     assert len(set(links)) == n
+
+
+def test_finished_jobs_snapshots_are_purged(client, engine):
+    """A finished job's members are deleted in the background, a batch at a time; its
+    counters and output stay."""
+    from app.jobs.service import purge_snapshot
+
+    client.load(*({"email": f"p{i}@x.com"} for i in range(30)))
+    job = client.run({}, [{"type": "generate_coupons", "name": "P", "length": 8}])
+    jm = t.job_members
+
+    def members() -> int:
+        with engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.count()).where(jm.c.job_id == job["id"])
+            ).scalar_one()
+
+    with engine.begin() as conn:  # the runner may be purging too: take small bites
+        while purge_snapshot(conn, batch=7):
+            pass
+    deadline = time.monotonic() + 10
+    while members() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert members() == 0
+    with engine.connect() as conn:
+        held = conn.execute(sa.select(t.jobs.c.snapshot_taken).where(t.jobs.c.id == job["id"]))
+        assert held.scalar_one() is False
+    again = client.get(f"/v1/jobs/{job['id']}").json()
+    assert (again["status"], again["total"], again["processed"]) == ("succeeded", 30, 30)
+    assert len(client.get(f"/v1/jobs/{job['id']}/output").text.splitlines()) == 31

@@ -18,7 +18,7 @@ from app import logs
 from app import tables as t
 from app.config import Settings
 from app.jobs.engine import run_job
-from app.jobs.service import due_jobs
+from app.jobs.service import due_jobs, purge_snapshot
 
 log = logs.get("audience.runner")
 TASK = "run_job"
@@ -80,6 +80,8 @@ class InProcessRunner:
                         self._inflight.add(job_id)
                     assert self._pool is not None
                     self._pool.submit(self._run, job_id)
+                with self.engine.begin() as conn:
+                    purge_snapshot(conn)  # a batch a poll: finished jobs' snapshots
             except Exception:  # keep polling whatever happens; the database may come back
                 log.exception("in-process runner poll failed")
             self._wake.wait(self.settings.job_poll_s)

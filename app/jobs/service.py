@@ -291,3 +291,31 @@ def stuck_jobs(conn: Connection, stuck_after: timedelta = timedelta(seconds=10))
 
 def _stuck(now, stuck_after: timedelta):
     return sa.and_(j.c.status == "running", j.c.lease_until < now - stuck_after)
+
+
+def purge_snapshot(conn: Connection, batch: int = 50_000) -> int:
+    """Delete up to `batch` snapshot rows (job_members) of one finished job; once none are
+    left, mark the job's snapshot gone. A finished job needs no members: its counters and
+    output are kept elsewhere. Returns the rows deleted (0: nothing to purge)."""
+    jm = t.job_members
+    job_id = conn.execute(
+        sa.select(j.c.id)
+        .where(j.c.snapshot_taken.is_(True), j.c.status.in_(t.FINISHED))
+        .order_by(j.c.id)
+        .limit(1)
+    ).scalar()
+    if job_id is None:
+        return 0
+    doomed = (
+        sa.select(jm.c.contact_id)
+        .where(jm.c.job_id == job_id)
+        .order_by(jm.c.contact_id)
+        .limit(batch)
+    )
+    deleted = conn.execute(
+        sa.delete(jm).where(jm.c.job_id == job_id, jm.c.contact_id.in_(doomed))
+    ).rowcount
+    left = sa.exists().where(jm.c.job_id == job_id)
+    if deleted < batch and not conn.execute(sa.select(left)).scalar():
+        conn.execute(sa.update(j).where(j.c.id == job_id).values(snapshot_taken=False))
+    return deleted

@@ -4,6 +4,7 @@ jobs Redis lost (flushed, restarted) or whose worker vanished (lease expired).""
 import asyncio
 import contextlib
 import os
+import time
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -21,7 +22,7 @@ from app.config import Settings, get_settings
 from app.db import make_engine, normalize_url
 from app.jobs.engine import run_job
 from app.jobs.runner import TASK, deserialize, serialize
-from app.jobs.service import due_jobs
+from app.jobs.service import due_jobs, purge_snapshot
 
 log = logs.get("audience.worker")
 MAX_TRIES = 3  # arq's own retries of one enqueued job id; the reaper re-enqueues past it
@@ -83,6 +84,23 @@ async def reap(ctx: dict) -> int:
     return len(ids)
 
 
+async def tidy(ctx: dict) -> int:
+    """Delete finished jobs' snapshots, a batch a transaction, for up to a few seconds."""
+    engine = ctx["engine"]
+
+    def purge() -> int:
+        deleted, started = 0, time.monotonic()
+        while time.monotonic() - started < 5:
+            with engine.begin() as conn:
+                n = purge_snapshot(conn)
+            deleted += n
+            if n == 0:
+                break
+        return deleted
+
+    return await asyncio.to_thread(purge)
+
+
 async def startup(ctx: dict) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
     ctx["settings"] = settings
@@ -122,7 +140,8 @@ def make_worker(settings: Settings, *, burst: bool = False) -> Worker:
     return ResilientWorker(
         functions=[_named(run_job_task)],
         cron_jobs=[
-            cron(reap, second=set(range(0, 60, 2)), run_at_startup=True, unique=True, timeout=60)
+            cron(reap, second=set(range(0, 60, 2)), run_at_startup=True, unique=True, timeout=60),
+            cron(tidy, second=set(range(1, 60, 10)), unique=True, timeout=60),
         ],
         on_startup=startup,
         on_shutdown=shutdown,
@@ -151,8 +170,6 @@ def _redis_settings(settings: Settings) -> RedisSettings:
 
 def run_forever(settings: Settings) -> None:
     """Run a worker; if Redis stays away longer than its retries, start over."""
-    import time
-
     while True:
         try:
             make_worker(settings).run()
