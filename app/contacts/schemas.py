@@ -89,10 +89,30 @@ DetailName = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 DetailValue = Annotated[str, StringConstraints(max_length=10_000)]
 
 
-class ContactIn(BaseModel):
-    """A contact to create or update, by e-mail. Absent fields are left as they are."""
+def _absent_means_unchanged(schema: dict) -> None:
+    # No defaults in the schema: generated clients send every field that has one, and an
+    # upsert would then reset an existing contact's score, state, opt-ins...
+    for prop in schema["properties"].values():
+        prop.pop("default", None)
+    schema["examples"] = [
+        {
+            "email": "jan.kowalski@example.com",
+            "first_name": "Jan",
+            "last_name": "Kowalski",
+            "birth_date": "1988-04-12",
+            "state": "CUSTOMER",
+            "email_opt_in": True,
+            "tags": ["newsletter"],
+        }
+    ]
 
-    model_config = ConfigDict(extra="forbid")
+
+class ContactIn(BaseModel):
+    """A contact to create or update, by e-mail. Absent fields are left as they are; a new
+    contact starts with sex `unknown`, score 0, state `PROSPECT`, both opt-ins false and
+    `email_valid` true."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_absent_means_unchanged)
 
     email: Email
     first_name: Text = None

@@ -23,7 +23,18 @@ class Funnel(BaseModel):
 
 
 class RecipientIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "anna.nowak@example.com",
+                    "opened_at": "2026-11-02T10:12:00Z",
+                    "clicked_at": "2026-11-02T10:13:30Z",
+                }
+            ]
+        },
+    )
     email: Email
     sent_at: UTCDatetime | None = None
     opened_at: UTCDatetime | None = None
@@ -59,7 +70,20 @@ class Mailing(BaseModel):
 
 
 class EventIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "anna.nowak@example.com",
+                    "type": "CART",
+                    "occurred_at": "2026-11-21T08:05:00Z",
+                    "value": 59.0,
+                    "details": {"channel": "mobile"},
+                }
+            ]
+        },
+    )
     email: Email
     type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     occurred_at: UTCDatetime

@@ -152,7 +152,19 @@ class EventFilter(_Node):
     value_lte: float | None = None
 
 
+def _no_default_op(schema: dict) -> None:
+    # `op` and `value` both absent mean "at least one such event"; with a default `op` in
+    # the schema, generated clients would always send it, and an `op` without a `value`
+    # is a 422.
+    schema["properties"]["op"].pop("default", None)
+
+
 class EventTest(_Node):
+    """Aggregates the contact's matching events; `{"event": {...}}` alone means "at least
+    one such event"."""
+
+    model_config = ConfigDict(json_schema_extra=_no_default_op)
+
     event: EventFilter
     agg: Literal["count", "sum", "max", "last_at"] = "count"
     op: Op = "gte"
