@@ -10,10 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from app import tables as t
 from app.actions import prepare
 from app.actions.schemas import ActionList
-from app.errors import Conflict, Invalid, NotFound
+from app.errors import Conflict, NotFound
 from app.names import Name, name_key
 from app.selection import spec as s
-from app.selection.check import check_condition
+from app.selection.service import prepare_condition
 
 
 class RuleIn(BaseModel):
@@ -57,11 +57,8 @@ COLUMNS = [
 
 
 def _check(conn: Connection, account_id: int, body: RuleIn, rule_id: int | None) -> None:
-    if body.condition is not None:
-        errors: list = []
-        check_condition(body.condition, "condition", errors)
-        if errors:
-            raise Invalid(f"{errors[0]['path']}: {errors[0]['message']}", details=errors)
+    if body.condition is not None:  # every test checked, every segment it names known
+        prepare_condition(conn, account_id, body.condition, "condition")
     # Resolving the actions follows run_rule into stored rules: a loop back to this rule
     # (or any loop) is refused here, at save time.
     stack = (rule_id,) if rule_id is not None else ()

@@ -498,6 +498,35 @@ def test_rules_run_with_and_without_condition(client, people):
     assert dry["actions"][0]["affected"] == 1  # only anna (score 12) passes; all change
 
 
+def test_rule_conditions_use_saved_segments(client, people):
+    """A rule's condition may name saved segments: they must exist when it is saved, and
+    run_rule with check_condition selects through them."""
+    bad = {"name": "R", "condition": {"type": "segment", "segments": ["nope"]}, "actions": []}
+    bad["actions"] = [{"type": "add_tags", "tags": ["seg"]}]
+    r = client.post("/v1/rules", json=bad)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"][0]["path"] == "condition.segments"
+    seg = {"name": "Rich", "selection": {"filter": {"field": "score", "op": "gt", "value": 5}}}
+    assert client.post("/v1/segments", json=seg).status_code == 201
+    rule = client.post(
+        "/v1/rules",
+        json={
+            "name": "R",
+            "condition": {"or": [{"type": "segment", "segments": ["rich"]}]},
+            "actions": [{"type": "add_tags", "tags": ["seg"]}],
+        },
+    )
+    assert rule.status_code == 201, rule.text
+    action = {"type": "run_rule", "rule": rule.json()["id"], "check_condition": True}
+    dry = client.post("/v1/jobs?dry_run=true", json={"selection": {}, "actions": [action]})
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["actions"][0]["affected"] == 1
+    job = client.run({}, [action])
+    assert job["status"] == "succeeded", job
+    assert job["actions"][0]["affected"] == 1
+    assert client.count({"include": [{"type": "tag", "tags": ["seg"]}]}) == 1
+
+
 def test_rule_crud_and_loops(client):
     a = client.post("/v1/rules", json={"name": "A", "actions": [{"type": "delete"}]}).json()
     b = client.post(

@@ -575,3 +575,15 @@ def test_every_test_kind_runs_in_a_parallel_query(db_url, engine, world):
             check_selection(spec)
             query = count_query(spec, Context(account_id=account_id, as_of=datetime.now(UTC)))
             assert conn.execute(query).scalar_one() == c.count(raw)
+
+
+def test_preview_errors_point_inside_selection(client):
+    """Preview's body nests the spec under "selection": its 422 paths say so."""
+    cases = [
+        ({"include": [{"type": "segment", "segments": ["nope"]}]}, "selection.include[0].segments"),
+        ({"filter": {"field": "score", "op": "gt", "value": "x"}}, "selection.filter.value"),
+    ]
+    for selection, path in cases:
+        r = client.post("/v1/selections/preview", json={"selection": selection})
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["details"][0]["path"] == path

@@ -9,8 +9,8 @@ from app.actions.schemas import ActionList
 from app.db import in_ids
 from app.errors import Invalid
 from app.selection import spec as s
-from app.selection.check import check_condition
 from app.selection.compile import Context, compile_condition
+from app.selection.service import prepare_condition
 
 ACTIONS = TypeAdapter(ActionList)
 CONDITION = TypeAdapter(s.Condition)
@@ -33,11 +33,6 @@ def parse_rule(row, path: str):
         raise Invalid.at(
             path, f"rule {row.id} no longer validates: {exc.errors()[0]['msg']}"
         ) from None
-    if condition is not None:
-        errors: list = []
-        check_condition(condition, f"{path}.condition", errors)
-        if errors:
-            raise Invalid(errors[0]["message"], details=errors)
     return condition, actions
 
 
@@ -57,6 +52,11 @@ class RunRule(ActionHandler):
         if row is None:
             raise Invalid.at(f"{path}.rule", f"unknown rule {rule_id}")
         self.condition, actions = parse_rule(row, f"{path}.rule")
+        self.segments = {}
+        if self.condition is not None:  # its segments as they are now, at submit and start
+            self.segments = prepare_condition(
+                conn, account_id, self.condition, f"{path}.rule.condition"
+            )
         self.handlers = prepare(
             conn, account_id, actions, f"{path}.rule", create=create, stack=(*stack, rule_id)
         )
@@ -64,7 +64,7 @@ class RunRule(ActionHandler):
     def _condition(self, rc: RunContext):
         if not self.action.check_condition or self.condition is None:
             return None
-        ctx = Context(account_id=rc.account_id, as_of=rc.as_of)
+        ctx = Context(account_id=rc.account_id, as_of=rc.as_of, segments=self.segments)
         return compile_condition(self.condition, ctx)
 
     def apply(self, rc, ids):

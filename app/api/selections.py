@@ -75,8 +75,7 @@ async def preview(
         with engine.begin() as conn:
             handle.conn = conn
             set_statement_timeout(conn, settings.statement_timeout_s)
-            total = service.count(conn, account_id, body.selection)
-            ids = service.preview_ids(conn, account_id, body.selection, body.limit)
+            total, ids = service.preview(conn, account_id, body.selection, body.limit, "selection")
             return {"total": total, "contacts": load_contacts(conn, account_id, ids)}
 
     return await _run(request, work)

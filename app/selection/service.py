@@ -11,7 +11,7 @@ from app import tables as t
 from app.errors import Invalid, pydantic_details
 from app.names import name_key
 from app.selection import spec as s
-from app.selection.check import check_selection
+from app.selection.check import check_condition, check_selection
 from app.selection.compile import Context, compile_selection, count_query
 
 
@@ -74,28 +74,57 @@ def find_cycle(segments: dict[str, s.Selection], start: str) -> list[str] | None
 def prepare(conn: Connection, account_id: int, selection: s.Selection, prefix: str = "") -> Context:
     """Check a selection and resolve what it refers to; the Context compiles it."""
     used = check_selection(selection, prefix=prefix)
-    segments = load_segments(conn, account_id, used)
-    for key in segments:
-        cycle = find_cycle(segments, key)
-        if cycle:
-            raise Invalid.at(
-                used.get(key, f"{prefix}.include" if prefix else "include"),
-                "segments refer to each other in a cycle: " + " → ".join(cycle),
-            )
+    segments = resolve_segments(
+        conn, account_id, used, f"{prefix}.include" if prefix else "include"
+    )
     # An offset given with as_of is kept: "the date of as_of" is the date where it was said.
     as_of = selection.as_of or datetime.now(UTC)
     return Context(account_id=account_id, as_of=as_of, segments=segments)
 
 
-def count(conn: Connection, account_id: int, selection: s.Selection) -> int:
-    ctx = prepare(conn, account_id, selection)
+def resolve_segments(
+    conn: Connection, account_id: int, used: dict[str, str], where: str
+) -> dict[str, s.Selection]:
+    """The segments `used` names (name key → path naming it) and those they use, checked
+    for cycles: 422 at the path that names an unknown one or one in a cycle."""
+    segments = load_segments(conn, account_id, used)
+    for key in segments:
+        cycle = find_cycle(segments, key)
+        if cycle:
+            raise Invalid.at(
+                used.get(key, where),
+                "segments refer to each other in a cycle: " + " → ".join(cycle),
+            )
+    return segments
+
+
+def prepare_condition(
+    conn: Connection, account_id: int, condition, path: str
+) -> dict[str, s.Selection]:
+    """Check a stored condition (a rule's) and load the segments it names: 422 at
+    `path`… for what is wrong. Returns the segments, for its Context."""
+    errors: list = []
+    used: dict[str, str] = {}
+    check_condition(condition, path, errors, used)
+    if errors:
+        raise Invalid(f"{errors[0]['path']}: {errors[0]['message']}", details=errors)
+    return resolve_segments(conn, account_id, used, path)
+
+
+def count(conn: Connection, account_id: int, selection: s.Selection, prefix: str = "") -> int:
+    """The exact count; `prefix`: where the selection sits in the request (for 422 paths)."""
+    ctx = prepare(conn, account_id, selection, prefix)
     return conn.execute(count_query(selection, ctx)).scalar_one()
 
 
-def preview_ids(conn: Connection, account_id: int, selection: s.Selection, limit: int) -> list[int]:
-    ctx = prepare(conn, account_id, selection)
+def preview(
+    conn: Connection, account_id: int, selection: s.Selection, limit: int, prefix: str = ""
+) -> tuple[int, list[int]]:
+    """The count and the first `limit` ids (lowest first), prepared once."""
+    ctx = prepare(conn, account_id, selection, prefix)
+    total = conn.execute(count_query(selection, ctx)).scalar_one()
     query = compile_selection(selection, ctx).order_by(t.contacts.c.id).limit(limit)
-    return list(conn.execute(query).scalars())
+    return total, list(conn.execute(query).scalars())
 
 
 def segment_key(name: str) -> str:
