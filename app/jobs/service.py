@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from app import tables as t
 from app.actions import RunContext, prepare
 from app.config import Settings
+from app.db import is_postgres
 from app.errors import Conflict, NotFound
 from app.jobs.schemas import JobIn
 from app.selection.compile import compile_selection, count_query
@@ -296,7 +297,14 @@ def _stuck(now, stuck_after: timedelta):
 def purge_snapshot(conn: Connection, batch: int = 50_000) -> int:
     """Delete up to `batch` snapshot rows (job_members) of one finished job; once none are
     left, mark the job's snapshot gone. A finished job needs no members: its counters and
-    output are kept elsewhere. Returns the rows deleted (0: nothing to purge)."""
+    output are kept elsewhere. Returns the rows deleted (0: nothing to purge).
+
+    A key range, not `IN (SELECT … LIMIT)`: with stale statistics (a snapshot is written
+    in one statement) PostgreSQL planned that as a nested loop, for most of an hour. One
+    purger at a time (an advisory lock on PostgreSQL; SQLite has one writer anyway)."""
+    lock = sa.select(sa.func.pg_try_advisory_xact_lock(PURGE_LOCK))
+    if is_postgres(conn) and not conn.execute(lock).scalar():
+        return 0
     jm = t.job_members
     job_id = conn.execute(
         sa.select(j.c.id)
@@ -306,16 +314,20 @@ def purge_snapshot(conn: Connection, batch: int = 50_000) -> int:
     ).scalar()
     if job_id is None:
         return 0
-    doomed = (
+    bound = conn.execute(
         sa.select(jm.c.contact_id)
         .where(jm.c.job_id == job_id)
         .order_by(jm.c.contact_id)
-        .limit(batch)
-    )
-    deleted = conn.execute(
-        sa.delete(jm).where(jm.c.job_id == job_id, jm.c.contact_id.in_(doomed))
-    ).rowcount
-    left = sa.exists().where(jm.c.job_id == job_id)
-    if deleted < batch and not conn.execute(sa.select(left)).scalar():
+        .offset(batch - 1)
+        .limit(1)
+    ).scalar()
+    doomed = sa.delete(jm).where(jm.c.job_id == job_id)
+    if bound is not None:
+        doomed = doomed.where(jm.c.contact_id <= bound)
+    deleted = conn.execute(doomed).rowcount
+    if bound is None:
         conn.execute(sa.update(j).where(j.c.id == job_id).values(snapshot_taken=False))
     return deleted
+
+
+PURGE_LOCK = 0x61756469  # "audi": pg_try_advisory_xact_lock key of purge_snapshot
