@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 
 class ErrorDetail(BaseModel):
@@ -133,6 +134,47 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "Invalid request; details point at the offending part",
     },
 }
+NAME_TAKEN: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorBody, "description": "Another one in this account has this name"}
+}
+# FastAPI's word for a body that is not UTF-8 (or otherwise unreadable as JSON).
+_UNPARSABLE = "There was an error parsing the body"
+
+
+def document_limits(app: FastAPI) -> None:
+    """Every operation that takes a body may answer 413 (RequestContext's limit): added to
+    the generated document, whatever way the routes were included."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                if "requestBody" in operation:
+                    operation["responses"].setdefault("413", _TOO_LARGE)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+_TOO_LARGE = {
+    "description": "The body is over the size limit",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+}
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (starlette names only the first
+    matching route's)."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 def install(app: FastAPI) -> None:
@@ -153,12 +195,19 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body("validation_error", message, details), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException):
+    async def _http(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400 and exc.detail == _UNPARSABLE:
+            message = "the body is not JSON in UTF-8"
+            details = [{"path": "body", "message": message}]
+            return JSONResponse(error_body("validation_error", message, details), status_code=422)
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
         return JSONResponse(
             error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
             status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
         )
 
     @app.exception_handler(Exception)

@@ -5,12 +5,13 @@ import uuid
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import errors, logs
 from app.api import contacts, health, jobs, links, loading, rules, selections
+from app.api.deps import known_query
 from app.config import Settings, get_settings
 from app.db import make_engine
 from app.jobs.runner import make_runner
@@ -113,6 +114,7 @@ def create_app(
             "with a selection spec, count it exactly, and run bulk actions on it as jobs."
         ),
         lifespan=lifespan,
+        dependencies=[Depends(known_query)],
     )
     owns_engine = engine is None
     app.state.settings = settings
@@ -129,4 +131,5 @@ def create_app(
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes)
     for module in (health, contacts, loading, selections, rules, jobs, links):
         app.include_router(module.router)
+    errors.document_limits(app)
     return app

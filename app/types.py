@@ -1,9 +1,51 @@
-"""Shared value types for request bodies."""
+"""Shared value types for request bodies and paths.
 
-from datetime import UTC, datetime
-from typing import Annotated
+Request bodies are typed as strictly as their JSON Schema reads: an integer field takes a
+JSON integer (not "5", not 5.5, not true;
+5.0 is one, as JSON Schema has it), a boolean takes true/false (not 0/1), a number
+takes a JSON number (not a string, not a boolean), a date or time takes an ISO 8601 string
+(not a Unix timestamp). Whatever the schema rejects, the API rejects."""
 
-from pydantic import AfterValidator
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from fastapi import Path
+from pydantic import AfterValidator, BeforeValidator, Field, StrictFloat
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_INT64 = {"format": "int64"}
+
+
+def _json_integer(value):
+    """A JSON integer: a number without a fraction (pydantic takes 5.0 and refuses 5.5), never
+    a string or a boolean."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("must be an integer")
+    return value
+
+
+def integer(ge: int = INT64_MIN, le: int = INT64_MAX, **extra) -> Any:
+    """A JSON integer within bounds (64-bit unless narrower), as the schema documents it.
+    (The bounds go on the int itself, before the validator, or the schema loses them.)"""
+    return Annotated[int, Field(ge=ge, le=le, **extra), BeforeValidator(_json_integer)]
+
+
+# A 64-bit integer (what PostgreSQL's bigint and SQLite's INTEGER hold).
+Int64 = integer(json_schema_extra=_INT64)
+# An id in a body: a positive 64-bit integer.
+Id = integer(ge=1, json_schema_extra=_INT64)
+# An id in a path: any 64-bit integer (one that names nothing is a 404); past 64 bits, a 422.
+PathId = Annotated[int, Path(ge=INT64_MIN, le=INT64_MAX, json_schema_extra=_INT64)]
+# A finite JSON number (an integer is one).
+Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
+
+
+def _iso_text(value):
+    """Dates and times come as ISO 8601 strings: a JSON number is not one (pydantic would
+    read it as a Unix timestamp)."""
+    if isinstance(value, int | float):
+        raise ValueError("must be an ISO 8601 string")
+    return value
 
 
 def _utc(value: datetime) -> datetime:
@@ -13,7 +55,8 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-UTCDatetime = Annotated[datetime, AfterValidator(_utc)]
+UTCDatetime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_utc)]
+ISODate = Annotated[date, BeforeValidator(_iso_text)]
 
 
 def _aware(value: datetime) -> datetime:
@@ -22,4 +65,4 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-OffsetDatetime = Annotated[datetime, AfterValidator(_aware)]
+OffsetDatetime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_aware)]

@@ -1,5 +1,6 @@
 """The action list: one pydantic model per action type, a discriminated union on `type`."""
 
+import re
 from typing import Annotated, Literal, Union
 
 from pydantic import (
@@ -8,14 +9,17 @@ from pydantic import (
     Discriminator,
     Field,
     StrictBool,
-    StrictInt,
     StringConstraints,
     Tag,
     field_validator,
 )
 
-from app.contacts.schemas import INT64_MAX, INT64_MIN, Email, StateField
+from app.contacts.schemas import Email, StateField
 from app.names import Name
+from app.types import Id, Int64, integer
+
+# What the schema documents and the validator enforces (with friendlier messages).
+URL_TEMPLATE = re.compile(r"^https?://[!-~]*\{token\}[!-~]*$")
 
 
 class _Action(BaseModel):
@@ -49,7 +53,7 @@ class RemoveOwner(_Action):
 
 class RunRule(_Action):
     type: Literal["run_rule"]
-    rule: StrictInt = Field(ge=1, le=2**63 - 1)
+    rule: Id
     check_condition: StrictBool = False
 
 
@@ -85,8 +89,8 @@ class RemoveTags(_Action):
 class GenerateCoupons(_Action):
     type: Literal["generate_coupons"]
     name: Name
-    length: StrictInt = Field(ge=5, le=64)
-    valid_days: StrictInt | None = Field(default=None, ge=1, le=36_500)
+    length: integer(ge=5, le=64)
+    valid_days: integer(ge=1, le=36_500) | None = None
 
 
 class IdentifySex(_Action):
@@ -123,7 +127,15 @@ class DeleteDetail(_Action):
 
 class GenerateLinks(_Action):
     type: Literal["generate_links"]
-    url: Annotated[str, StringConstraints(max_length=2000)]
+    url: Annotated[
+        str,
+        StringConstraints(max_length=2000),
+        Field(
+            json_schema_extra={"pattern": URL_TEMPLATE.pattern},
+            description="an http(s) URL in printable ASCII (percent-encode the rest) "
+            "with {token} where each contact's token goes",
+        ),
+    ]
 
     @field_validator("url")
     @classmethod
@@ -132,8 +144,8 @@ class GenerateLinks(_Action):
             raise ValueError("must be an http(s) URL")
         if "{token}" not in v:
             raise ValueError("must contain {token}")
-        if any(ch.isspace() for ch in v) or "\x00" in v:
-            raise ValueError("must not contain white space")
+        if not URL_TEMPLATE.match(v):
+            raise ValueError("must be printable ASCII: no white space or control characters")
         return v
 
 
@@ -150,7 +162,7 @@ class RemoveFromGroup(_Action):
 class SetScore(_Action):
     type: Literal["set_score"]
     mode: Literal["set", "add"] = "set"
-    value: StrictInt = Field(ge=INT64_MIN, le=INT64_MAX)
+    value: Int64
 
 
 ACTION_MODELS: dict[str, type[_Action]] = {

@@ -5,6 +5,7 @@ from app.contacts.schemas import Contact, ContactsIn, UpsertResult
 from app.contacts.service import load_contacts, upsert_contacts
 from app.db import transaction
 from app.errors import RESPONSES, NotFound
+from app.types import PathId
 
 router = APIRouter(prefix="/v1/contacts", tags=["contacts"], responses=RESPONSES)
 
@@ -17,7 +18,7 @@ def upsert(body: ContactsIn, account_id: AccountDep, engine: EngineDep) -> dict:
 
 
 @router.get("/{contact_id}", operation_id="get_contact", response_model=Contact)
-def get_contact(contact_id: int, account_id: AccountDep, engine: EngineDep) -> dict:
+def get_contact(contact_id: PathId, account_id: AccountDep, engine: EngineDep) -> dict:
     """One contact with tags, details, owners, funnels and groups (soft-deleted ones too)."""
     with engine.connect() as conn:
         found = load_contacts(conn, account_id, [contact_id]) if _ok(contact_id) else []

@@ -1,10 +1,12 @@
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 
 from app.auth import AccountDep
 from app.config import Settings
+from app.errors import Invalid
 
 
 def get_engine(request: Request) -> Engine:
@@ -13,6 +15,32 @@ def get_engine(request: Request) -> Engine:
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
+
+
+def _query_names(route: APIRoute) -> frozenset[str]:
+    known = getattr(route, "_audience_query_names", None)
+    if known is not None:
+        return known
+    names: set[str] = set()
+    todo = [route.dependant]
+    while todo:
+        dependant = todo.pop()
+        names.update(param.alias for param in dependant.query_params)
+        todo.extend(dependant.dependencies)
+    route._audience_query_names = frozenset(names)  # type: ignore[attr-defined]
+    return route._audience_query_names  # type: ignore[attr-defined]
+
+
+async def known_query(request: Request) -> None:
+    """An unknown query parameter is a 422, never ignored: a mistyped `?dry_run` must not
+    run the job for real."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _query_names(route)
+    for name in request.query_params:
+        if name not in known:
+            raise Invalid.at(f"query.{name}", "unknown query parameter")
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]

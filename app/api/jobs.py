@@ -10,6 +10,7 @@ from app.jobs import service
 from app.jobs.schemas import DryRun, Job, JobIn, JobPage
 from app.ratelimit import RESPONSES as RATE_LIMITED
 from app.ratelimit import limit
+from app.types import PathId
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=RESPONSES)
 
@@ -73,13 +74,13 @@ def list_jobs(
 
 
 @router.get("/{job_id}", operation_id="get_job", response_model=Job)
-def get_job(job_id: int, account_id: AccountDep, engine: EngineDep) -> dict:
+def get_job(job_id: PathId, account_id: AccountDep, engine: EngineDep) -> dict:
     with engine.connect() as conn:
         return service.get_job(conn, account_id, job_id)
 
 
 @router.post("/{job_id}/cancel", operation_id="cancel_job", response_model=Job)
-def cancel_job(job_id: int, account_id: AccountDep, engine: EngineDep) -> dict:
+def cancel_job(job_id: PathId, account_id: AccountDep, engine: EngineDep) -> dict:
     """Stop a queued or running job between chunks; what was applied stays applied."""
     with engine.begin() as conn:
         return service.cancel(conn, account_id, job_id)
@@ -96,7 +97,7 @@ def cancel_job(job_id: int, account_id: AccountDep, engine: EngineDep) -> dict:
         }
     },
 )
-def job_output(job_id: int, account_id: AccountDep, engine: EngineDep):
+def job_output(job_id: PathId, account_id: AccountDep, engine: EngineDep):
     with engine.connect() as conn:
         service.get_job(conn, account_id, job_id)  # 404 for another account's job
     return StreamingResponse(

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Response
 
 from app.api.deps import AccountDep, EngineDep
 from app.db import transaction
-from app.errors import RESPONSES, NotFound
+from app.errors import NAME_TAKEN, RESPONSES, NotFound
 from app.loading import service
 from app.loading.schemas import (
     EventsIn,
@@ -16,6 +16,7 @@ from app.loading.schemas import (
     Mailing,
     MailingIn,
 )
+from app.types import PathId
 
 router = APIRouter(prefix="/v1", responses=RESPONSES)
 
@@ -24,6 +25,7 @@ router = APIRouter(prefix="/v1", responses=RESPONSES)
     "/funnels",
     tags=["funnels"],
     operation_id="create_funnel",
+    responses=NAME_TAKEN,
     response_model=Funnel,
     status_code=201,
 )
@@ -41,7 +43,7 @@ def list_funnels(account_id: AccountDep, engine: EngineDep) -> list[dict]:
 @router.get(
     "/funnels/{funnel_id}", tags=["funnels"], operation_id="get_funnel", response_model=Funnel
 )
-def get_funnel(funnel_id: int, account_id: AccountDep, engine: EngineDep) -> dict:
+def get_funnel(funnel_id: PathId, account_id: AccountDep, engine: EngineDep) -> dict:
     with engine.connect() as conn:
         found = service.list_funnels(conn, account_id, funnel_id)
     if not found:
@@ -72,7 +74,7 @@ def list_mailings(account_id: AccountDep, engine: EngineDep) -> list[dict]:
 @router.get(
     "/mailings/{mailing_id}", tags=["mailings"], operation_id="get_mailing", response_model=Mailing
 )
-def get_mailing(mailing_id: int, account_id: AccountDep, engine: EngineDep) -> dict:
+def get_mailing(mailing_id: PathId, account_id: AccountDep, engine: EngineDep) -> dict:
     with engine.connect() as conn:
         return service.get_mailing(conn, account_id, mailing_id)
 
@@ -84,7 +86,12 @@ def create_events(body: EventsIn, account_id: AccountDep, engine: EngineDep) -> 
 
 
 @router.post(
-    "/groups", tags=["groups"], operation_id="create_group", response_model=Group, status_code=201
+    "/groups",
+    tags=["groups"],
+    operation_id="create_group",
+    responses=NAME_TAKEN,
+    response_model=Group,
+    status_code=201,
 )
 def create_group(body: GroupIn, account_id: AccountDep, engine: EngineDep) -> dict:
     with transaction(engine) as conn:
@@ -98,21 +105,27 @@ def list_groups(account_id: AccountDep, engine: EngineDep) -> list[dict]:
 
 
 @router.get("/groups/{group_id}", tags=["groups"], operation_id="get_group", response_model=Group)
-def get_group(group_id: int, account_id: AccountDep, engine: EngineDep) -> dict:
+def get_group(group_id: PathId, account_id: AccountDep, engine: EngineDep) -> dict:
     with engine.connect() as conn:
         return service.get_group(conn, account_id, group_id)
 
 
 @router.put(
-    "/groups/{group_id}", tags=["groups"], operation_id="update_group", response_model=Group
+    "/groups/{group_id}",
+    tags=["groups"],
+    operation_id="update_group",
+    responses=NAME_TAKEN,
+    response_model=Group,
 )
-def update_group(group_id: int, body: GroupIn, account_id: AccountDep, engine: EngineDep) -> dict:
+def update_group(
+    group_id: PathId, body: GroupIn, account_id: AccountDep, engine: EngineDep
+) -> dict:
     with transaction(engine) as conn:
         return service.rename_group(conn, account_id, group_id, body.name)
 
 
 @router.delete("/groups/{group_id}", tags=["groups"], operation_id="delete_group", status_code=204)
-def delete_group(group_id: int, account_id: AccountDep, engine: EngineDep) -> Response:
+def delete_group(group_id: PathId, account_id: AccountDep, engine: EngineDep) -> Response:
     with transaction(engine) as conn:
         service.delete_group(conn, account_id, group_id)
     return Response(status_code=204)

@@ -2,13 +2,16 @@ from fastapi import APIRouter, Response
 
 from app import rules as service
 from app.api.deps import AccountDep, EngineDep
-from app.errors import RESPONSES
+from app.errors import NAME_TAKEN, RESPONSES
 from app.rules import Rule, RuleIn
+from app.types import PathId
 
 router = APIRouter(prefix="/v1/rules", tags=["rules"], responses=RESPONSES)
 
 
-@router.post("", operation_id="create_rule", response_model=Rule, status_code=201)
+@router.post(
+    "", operation_id="create_rule", responses=NAME_TAKEN, response_model=Rule, status_code=201
+)
 def create_rule(body: RuleIn, account_id: AccountDep, engine: EngineDep) -> dict:
     with engine.begin() as conn:
         return service.create_rule(conn, account_id, body)
@@ -21,19 +24,19 @@ def list_rules(account_id: AccountDep, engine: EngineDep) -> list[dict]:
 
 
 @router.get("/{rule_id}", operation_id="get_rule", response_model=Rule)
-def get_rule(rule_id: int, account_id: AccountDep, engine: EngineDep) -> dict:
+def get_rule(rule_id: PathId, account_id: AccountDep, engine: EngineDep) -> dict:
     with engine.connect() as conn:
         return service.get_rule(conn, account_id, rule_id)
 
 
-@router.put("/{rule_id}", operation_id="update_rule", response_model=Rule)
-def update_rule(rule_id: int, body: RuleIn, account_id: AccountDep, engine: EngineDep) -> dict:
+@router.put("/{rule_id}", operation_id="update_rule", responses=NAME_TAKEN, response_model=Rule)
+def update_rule(rule_id: PathId, body: RuleIn, account_id: AccountDep, engine: EngineDep) -> dict:
     with engine.begin() as conn:
         return service.update_rule(conn, account_id, rule_id, body)
 
 
 @router.delete("/{rule_id}", operation_id="delete_rule", status_code=204)
-def delete_rule(rule_id: int, account_id: AccountDep, engine: EngineDep) -> Response:
+def delete_rule(rule_id: PathId, account_id: AccountDep, engine: EngineDep) -> Response:
     with engine.begin() as conn:
         service.delete_rule(conn, account_id, rule_id)
     return Response(status_code=204)

@@ -5,13 +5,14 @@ from app.api.cancellable import QueryHandle, run_cancellable
 from app.api.deps import AccountDep, EngineDep, SettingsDep
 from app.contacts.service import load_contacts
 from app.db import set_statement_timeout
-from app.errors import RESPONSES, ErrorBody, QueryTimeout
+from app.errors import NAME_TAKEN, RESPONSES, ErrorBody, QueryTimeout
 from app.ratelimit import RESPONSES as RATE_LIMITED
 from app.ratelimit import limit
 from app.selection import segments as seg
 from app.selection import service
 from app.selection.schemas import CountResult, PreviewIn, PreviewResult, Segment, SegmentIn
 from app.selection.spec import Selection
+from app.types import PathId
 
 router = APIRouter(prefix="/v1", responses=RESPONSES)
 
@@ -94,6 +95,7 @@ async def _run(request: Request, work) -> dict:
     "/segments",
     tags=["segments"],
     operation_id="create_segment",
+    responses=NAME_TAKEN,
     response_model=Segment,
     status_code=201,
 )
@@ -113,7 +115,7 @@ def list_segments(account_id: AccountDep, engine: EngineDep) -> list[dict]:
 @router.get(
     "/segments/{segment_id}", tags=["segments"], operation_id="get_segment", response_model=Segment
 )
-def get_segment(segment_id: int, account_id: AccountDep, engine: EngineDep) -> dict:
+def get_segment(segment_id: PathId, account_id: AccountDep, engine: EngineDep) -> dict:
     with engine.connect() as conn:
         return seg.get_segment(conn, account_id, segment_id)
 
@@ -122,10 +124,11 @@ def get_segment(segment_id: int, account_id: AccountDep, engine: EngineDep) -> d
     "/segments/{segment_id}",
     tags=["segments"],
     operation_id="update_segment",
+    responses=NAME_TAKEN,
     response_model=Segment,
 )
 def update_segment(
-    segment_id: int, body: SegmentIn, account_id: AccountDep, engine: EngineDep
+    segment_id: PathId, body: SegmentIn, account_id: AccountDep, engine: EngineDep
 ) -> dict:
     with engine.begin() as conn:
         return seg.update_segment(conn, account_id, segment_id, body)
@@ -134,7 +137,7 @@ def update_segment(
 @router.delete(
     "/segments/{segment_id}", tags=["segments"], operation_id="delete_segment", status_code=204
 )
-def delete_segment(segment_id: int, account_id: AccountDep, engine: EngineDep) -> Response:
+def delete_segment(segment_id: PathId, account_id: AccountDep, engine: EngineDep) -> Response:
     with engine.begin() as conn:
         seg.delete_segment(conn, account_id, segment_id)
     return Response(status_code=204)

@@ -1,3 +1,4 @@
+import re
 from datetime import date
 from enum import StrEnum
 from typing import Annotated
@@ -8,13 +9,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
 )
 
-from app.names import Name
-from app.types import UTCDatetime
+from app.names import WHITE_SPACE, WS_CLASS, Name
+from app.types import INT64_MAX, INT64_MIN, Int64, ISODate, UTCDatetime
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+__all__ = ["INT64_MAX", "INT64_MIN"]
 
 
 class Sex(StrEnum):
@@ -31,17 +33,22 @@ class State(StrEnum):
     OTHER = "OTHER"
 
 
+# The loading rule, as the schema documents it: one '@', no white space or control
+# characters. Full syntax is `invalidate_bad_emails`' job.
+_EMAIL_CHAR = rf"[^@\x00-\x1f\x7f{WS_CLASS}]"
+EMAIL_PATTERN = rf"^{_EMAIL_CHAR}*@{_EMAIL_CHAR}*$"
+_EMAIL_RE = re.compile(EMAIL_PATTERN)
+
+
 def check_email(value: str) -> str:
-    """The loading rule: one '@', no white space, at most 254 characters.
-    Full syntax is `invalidate_bad_emails`' job."""
-    value = value.lower()
+    """The loading rule: one '@', no white space, at most 254 characters."""
     if value.count("@") != 1:
         raise ValueError("an e-mail address has exactly one '@'")
-    if any(ch.isspace() for ch in value) or "\x00" in value:
-        raise ValueError("an e-mail address has no white space")
+    if not _EMAIL_RE.match(value):
+        raise ValueError("an e-mail address has no white space or control characters")
     if len(value) > 254:
         raise ValueError("an e-mail address has at most 254 characters")
-    return value
+    return value.lower()
 
 
 def _upper(value):
@@ -61,28 +68,54 @@ def _ci_enum(enum):
     return parse
 
 
+def _at_most(n: int):
+    def check(value):
+        if isinstance(value, str) and len(value) > n:
+            raise ValueError(f"must have at most {n} characters")
+        return value
+
+    return check
+
+
 def _clean_text(value):
     if value is None:
         return None
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError("must not contain NUL characters")
-        value = value.strip()
+        value = value.strip(WHITE_SPACE)
         return value or None
     return value
 
 
-Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(check_email)]
+Email = Annotated[
+    str,
+    StringConstraints(max_length=254),
+    AfterValidator(check_email),
+    Field(json_schema_extra={"pattern": EMAIL_PATTERN}),
+]
+# Checked as sent (so as the schema says), then trimmed; blank means none.
 Text = Annotated[
-    Annotated[str, StringConstraints(max_length=1000)] | None, BeforeValidator(_clean_text)
+    Annotated[str, StringConstraints(max_length=1000)] | None,
+    BeforeValidator(_clean_text),
+    BeforeValidator(_at_most(1000)),
+    Field(json_schema_extra={"pattern": "^[^\\x00]*$"}),
 ]
 Country = Annotated[
     Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None,
     BeforeValidator(_upper),
     BeforeValidator(_clean_text),
-    Field(description="ISO 3166-1 alpha-2"),
+    Field(
+        description="ISO 3166-1 alpha-2, any case; empty means none",
+        json_schema_extra={
+            "anyOf": [
+                {"type": "string", "pattern": rf"^[{WS_CLASS}]*([A-Za-z]{{2}})?[{WS_CLASS}]*$"},
+                {"type": "null"},
+            ]
+        },
+    ),
 ]
-Score = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+Score = Int64
 SexField = Annotated[Sex, BeforeValidator(_ci_enum(Sex))]
 StateField = Annotated[State, BeforeValidator(_ci_enum(State))]
 DetailName = Annotated[str, StringConstraints(min_length=1, max_length=255)]
@@ -121,13 +154,13 @@ class ContactIn(BaseModel):
     company: Text = None
     city: Text = None
     country: Country = None
-    birth_date: date | None = None
+    birth_date: ISODate | None = None
     sex: SexField = Sex.unknown
     score: Score = 0
     state: StateField = State.PROSPECT
-    email_opt_in: bool = False
-    phone_opt_in: bool = False
-    email_valid: bool = True
+    email_opt_in: StrictBool = False
+    phone_opt_in: StrictBool = False
+    email_valid: StrictBool = True
     created_at: UTCDatetime | None = None
     tags: list[Name] = Field(default_factory=list, max_length=1000)
     details: dict[DetailName, DetailValue | None] = Field(default_factory=dict)

@@ -4,7 +4,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.actions.schemas import ActionList
 from app.selection.spec import Selection
-from app.types import UTCDatetime
+from app.types import UTCDatetime, integer
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -28,7 +28,7 @@ class JobIn(BaseModel):
     selection: Selection = Field(default_factory=Selection)
     actions: ActionList
     run_at: UTCDatetime | None = None
-    expected_total: int | None = Field(default=None, ge=0)
+    expected_total: integer(ge=0) | None = None
 
 
 class ActionProgress(BaseModel):

@@ -1,10 +1,10 @@
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from app.contacts.schemas import Email
 from app.names import Name
-from app.types import UTCDatetime
+from app.types import Number, UTCDatetime
 
 
 class FunnelIn(BaseModel):
@@ -13,7 +13,12 @@ class FunnelIn(BaseModel):
         json_schema_extra={"examples": [{"name": "Sales", "stages": ["Lead", "Offer", "Won"]}]},
     )
     name: Name
-    stages: list[Name] = Field(min_length=1, max_length=1000)
+    stages: list[Name] = Field(
+        min_length=1,
+        max_length=1000,
+        json_schema_extra={"uniqueItems": True},
+        description="distinct names, ignoring case",
+    )
 
 
 class Funnel(BaseModel):
@@ -39,7 +44,7 @@ class RecipientIn(BaseModel):
     sent_at: UTCDatetime | None = None
     opened_at: UTCDatetime | None = None
     clicked_at: UTCDatetime | None = None
-    bounced: bool = False
+    bounced: StrictBool = False
 
 
 class MailingIn(BaseModel):
@@ -87,7 +92,7 @@ class EventIn(BaseModel):
     email: Email
     type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     occurred_at: UTCDatetime
-    value: float | None = Field(default=None, allow_inf_nan=False)
+    value: Number | None = None
     products: Annotated[str, StringConstraints(max_length=10_000)] | None = None
     details: dict[Annotated[str, StringConstraints(max_length=255)], str] | None = None
 

@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from app.names import Name
-from app.types import OffsetDatetime, UTCDatetime
+from app.types import Int64, Number, OffsetDatetime, UTCDatetime, integer
 
 MAX_DEPTH = 64
 MAX_NODES = 2_000
@@ -92,7 +92,7 @@ class FunnelSelector(_Node):
 
 class MailingSelector(_Node):
     type: Literal["mailing"]
-    mailings: list[int] = Field(min_length=1, max_length=MAX_VALUES)
+    mailings: list[Int64] = Field(min_length=1, max_length=MAX_VALUES)
     event: Literal["sent", "opened", "not_opened", "clicked", "bounced"] = "sent"
 
 
@@ -144,12 +144,12 @@ class DetailTest(_Node):
 
 class EventFilter(_Node):
     type: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    within_days: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+    within_days: integer(ge=0, le=1_000_000) | None = None
     from_: UTCDatetime | None = Field(default=None, alias="from")
     to: UTCDatetime | None = None
     products_contains: Annotated[str, StringConstraints(max_length=1000)] | None = None
-    value_gte: float | None = None
-    value_lte: float | None = None
+    value_gte: Number | None = None
+    value_lte: Number | None = None
 
 
 def _no_default_op(schema: dict) -> None:
