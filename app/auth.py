@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Connection
 
 from app import tables as t
-from app.db import ACCOUNT
+from app.db import ACCOUNT, retry_read
 from app.errors import Unauthorized
 
 
@@ -69,7 +69,7 @@ async def current_account(
         with engine.connect() as conn:
             return account_for_key(conn, key)
 
-    account_id = await run_in_threadpool(lookup)
+    account_id = await retry_read(lambda: run_in_threadpool(lookup))
     if account_id is None:
         raise Unauthorized("wrong API key", headers={"WWW-Authenticate": "Bearer"})
     request.state.account_id = account_id

@@ -4,18 +4,21 @@ One engine per process. SQLite gets the functions PostgreSQL has built in (a Uni
 `lower`, safe number/date parsing), so the compiler emits the same SQL for both.
 """
 
+import asyncio
 import json
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 # The same patterns as PostgreSQL's audience_try_number / audience_try_date (migration 0002).
 # Whitespace is ASCII's six on both sides (Python's \s would admit U+00A0 and more).
@@ -242,3 +245,36 @@ def insert_rows(conn: Connection, table: sa.Table, rows: list[dict], constants: 
         *[sa.literal(v, type_=table.c[n].type) for n, v in constants.items()],
     ).where(sa.true())
     return dialect_insert(conn, table).from_select([*names, *constants], select)
+
+
+T = TypeVar("T")
+GONE = {"57P01", "57P02", "57P03"}  # admin shutdown, crash shutdown, cannot connect now
+
+
+def disconnected(exc: BaseException) -> bool:
+    """The database went away (a restart, a fail-over, a killed backend) or does not take
+    connections yet. What was in flight rolled back; the request or job is not at fault."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    # psycopg: no SQLSTATE means the client side failed (connection refused or lost)
+    code = getattr(exc.orig, "sqlstate", "")
+    return isinstance(exc, OperationalError) and (code is None or code[:2] == "08" or code in GONE)
+
+
+# Waits before each new try of a read whose connection the database dropped: about 3 s in
+# all, which rides out a killed backend, a fail-over or a quick restart.
+READ_RETRY_WAITS = (0.1, 0.2, 0.4, 0.8, 1.6)
+
+
+async def retry_read(run: Callable[[], Awaitable[T]]) -> T:
+    """Await `run()` (read-only work), again while the database connection is lost."""
+    for wait in (*READ_RETRY_WAITS, None):
+        try:
+            return await run()
+        except DBAPIError as exc:
+            if wait is None or not disconnected(exc):
+                raise
+        await asyncio.sleep(wait)
+    raise AssertionError("unreachable")

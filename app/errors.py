@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -209,6 +210,18 @@ def install(app: FastAPI) -> None:
             status_code=exc.status_code,
             headers=headers or None,
         )
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError):
+        from app.db import disconnected
+
+        if disconnected(exc):  # a restart or fail-over: worth trying again shortly
+            return JSONResponse(
+                error_body("unavailable", "the database is unreachable; try again"),
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception):

@@ -4,7 +4,7 @@ from sqlalchemy.exc import OperationalError
 from app.api.cancellable import QueryHandle, run_cancellable
 from app.api.deps import AccountDep, EngineDep, SettingsDep
 from app.contacts.service import load_contacts
-from app.db import set_statement_timeout
+from app.db import retry_read, set_statement_timeout
 from app.errors import NAME_TAKEN, RESPONSES, ErrorBody, QueryTimeout
 from app.ratelimit import RESPONSES as RATE_LIMITED
 from app.ratelimit import limit
@@ -83,8 +83,10 @@ async def preview(
 
 
 async def _run(request: Request, work) -> dict:
+    """Run a read-only query; one whose connection the database dropped (a restart, a
+    killed backend) runs again on a fresh one (retry_read)."""
     try:
-        return await run_cancellable(request, work)
+        return await retry_read(lambda: run_cancellable(request, work))
     except OperationalError as exc:
         if _timed_out(exc):
             raise QueryTimeout("the query took longer than the statement timeout") from None

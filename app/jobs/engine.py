@@ -21,7 +21,7 @@ from app import tables as t
 from app.actions import RunContext, prepare
 from app.actions.schemas import ActionList
 from app.config import Settings
-from app.db import is_postgres
+from app.db import disconnected, is_postgres
 from app.selection.compile import compile_selection
 from app.selection.service import parse_selection
 from app.selection.service import prepare as prepare_selection
@@ -30,7 +30,6 @@ log = logs.get("audience.jobs")
 ACTIONS = TypeAdapter(ActionList)
 j = t.jobs
 RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization, deadlock, lock timeout
-GONE = {"57P01", "57P02", "57P03"}  # admin shutdown, crash shutdown, cannot connect now
 MAX_CHUNK_RETRIES = 8
 WORKER_ID = f"{uuid.uuid4().hex[:12]}"
 
@@ -45,18 +44,6 @@ def _retryable(exc: Exception) -> bool:
         return True
     # SQLite: another writer holds the lock past the busy timeout
     return isinstance(exc, OperationalError) and "locked" in str(exc).lower()
-
-
-def _disconnected(exc: Exception) -> bool:
-    """The database went away (a restart, a fail-over, a killed backend) or does not take
-    connections yet. What was in flight rolled back; the job is not at fault."""
-    if not isinstance(exc, DBAPIError):
-        return False
-    if exc.connection_invalidated:
-        return True
-    # psycopg: no SQLSTATE means the client side failed (connection refused or lost)
-    code = getattr(exc.orig, "sqlstate", "")
-    return isinstance(exc, OperationalError) and (code is None or code[:2] == "08" or code in GONE)
 
 
 def claim(engine: Engine, job_id: int, owner: str, lease_s: float) -> bool:
@@ -110,7 +97,7 @@ def run_job(engine: Engine, job_id: int, settings: Settings, owner: str | None =
         if not claim(engine, job_id, owner, settings.job_lease_s):
             return "not-claimed"
     except DBAPIError as exc:
-        if not _disconnected(exc):
+        if not disconnected(exc):
             raise
         return _interrupted(job_id, exc)
     log.info("job started", job_id=job_id, owner=owner)
@@ -120,7 +107,7 @@ def run_job(engine: Engine, job_id: int, settings: Settings, owner: str | None =
         log.warning("job lease lost", job_id=job_id, owner=owner)
         return "lost-lease"
     except Exception as exc:
-        if _disconnected(exc):
+        if disconnected(exc):
             return _interrupted(job_id, exc)
         log.exception("job failed", job_id=job_id)
         _finish(engine, job_id, owner, "failed", f"{type(exc).__name__}: {exc}"[:2000])
@@ -250,7 +237,7 @@ def _with_retries(engine: Engine, work):
             with engine.begin() as conn:
                 return work(conn)
         except DBAPIError as exc:
-            again = _retryable(exc) or _disconnected(exc)
+            again = _retryable(exc) or disconnected(exc)
             if not again or attempt == MAX_CHUNK_RETRIES - 1:
                 raise
             time.sleep(min(2.0, 0.05 * 2**attempt))
