@@ -61,11 +61,6 @@ class Conflict(AudienceError):
     code = "conflict"
 
 
-class PayloadTooLarge(AudienceError):
-    status_code = 413
-    code = "payload_too_large"
-
-
 class Invalid(AudienceError):
     status_code = 422
     code = "validation_error"
@@ -201,7 +196,12 @@ def install(app: FastAPI) -> None:
             message = "the body is not JSON in UTF-8"
             details = [{"path": "body", "message": message}]
             return JSONResponse(error_body("validation_error", message, details), status_code=422)
-        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+        codes = {
+            401: "unauthorized",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+        }
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
             headers["Allow"] = _allowed_methods(request)

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import errors, logs
@@ -48,7 +49,9 @@ class RequestContext:
             if message["type"] == "http.request":
                 received["n"] += len(message.get("body", b""))
                 if received["n"] > self.max_body:
-                    raise errors.PayloadTooLarge("request body too large")
+                    # an HTTPException: FastAPI passes it on (anything else reading the
+                    # body raises, it turns into a 400)
+                    raise HTTPException(413, "request body too large")
             return message
 
         async def send_with_id(message):

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import AfterValidator, BeforeValidator, Field, StrictFloat
+from pydantic import AfterValidator, BeforeValidator, Field, StrictFloat, StringConstraints
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _INT64 = {"format": "int64"}
@@ -36,6 +36,36 @@ Int64 = integer(json_schema_extra=_INT64)
 Id = integer(ge=1, json_schema_extra=_INT64)
 # An id in a path: any 64-bit integer (one that names nothing is a 404); past 64 bits, a 422.
 PathId = Annotated[int, Path(ge=INT64_MIN, le=INT64_MAX, json_schema_extra=_INT64)]
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def text(max_length: int, min_length: int = 0) -> Any:
+    """A string without NUL (PostgreSQL's text cannot hold one), as the schema documents."""
+    return Annotated[
+        str,
+        StringConstraints(min_length=min_length, max_length=max_length),
+        AfterValidator(_no_nul),
+        Field(json_schema_extra={"pattern": "^[^\\x00]*$"}),
+    ]
+
+
+def keys_by_pattern(schema: dict) -> None:
+    """pydantic documents a dict whose keys have a pattern as `patternProperties`, which
+    lets any other key (and value) through; say what is validated instead: the pattern in
+    `propertyNames`, the value schema in `additionalProperties`."""
+    for node in [schema, *schema.get("anyOf", [])]:
+        by_pattern = node.pop("patternProperties", None)
+        if by_pattern:
+            ((pattern, value),) = by_pattern.items()
+            node["additionalProperties"] = value
+            node.setdefault("propertyNames", {})["pattern"] = pattern
+
+
 # A finite JSON number (an integer is one).
 Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 

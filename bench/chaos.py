@@ -215,7 +215,9 @@ def main() -> None:
     args = parser.parse_args()
 
     url = sa.make_url(normalize_url(DB_URL))
-    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        url.set(database="postgres"), isolation_level="AUTOCOMMIT", pool_pre_ping=True
+    )
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
     engine = database(DB_URL)  # creates and migrates it: a fresh deployment
@@ -240,7 +242,11 @@ def main() -> None:
             ]
             assert http.post("/v1/contacts", json={"contacts": batch}).status_code == 200
         faults = Faults(server, workers, admin, url.database, args)
-        threads = [threading.Thread(target=hostile_traffic, args=(server.base, key, tally, stop))]
+        threads = [
+            threading.Thread(
+                target=hostile_traffic, args=(server.base, key, tally, stop), daemon=True
+            )
+        ]
         for thread in threads:
             thread.start()
 

@@ -16,7 +16,7 @@ from pydantic import (
 
 from app.contacts.schemas import Email, StateField
 from app.names import Name
-from app.types import Id, Int64, integer
+from app.types import Id, Int64, integer, text
 
 # What the schema documents and the validator enforces (with friendlier messages).
 URL_TEMPLATE = re.compile(r"^https?://[!-~]*\{token\}[!-~]*$")
@@ -109,20 +109,13 @@ class InvalidateBadEmails(_Action):
 
 class SetDetail(_Action):
     type: Literal["set_detail"]
-    name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
-    value: Annotated[str, StringConstraints(max_length=10_000)]
-
-    @field_validator("name", "value")
-    @classmethod
-    def _no_nul(cls, v: str) -> str:
-        if "\x00" in v:
-            raise ValueError("must not contain NUL characters")
-        return v
+    name: text(255, min_length=1)
+    value: text(10_000)
 
 
 class DeleteDetail(_Action):
     type: Literal["delete_detail"]
-    name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    name: text(255, min_length=1)
 
 
 class GenerateLinks(_Action):

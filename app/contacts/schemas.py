@@ -14,7 +14,7 @@ from pydantic import (
 )
 
 from app.names import WHITE_SPACE, WS_CLASS, Name
-from app.types import INT64_MAX, INT64_MIN, Int64, ISODate, UTCDatetime
+from app.types import INT64_MAX, INT64_MIN, Int64, ISODate, UTCDatetime, keys_by_pattern, text
 
 __all__ = ["INT64_MAX", "INT64_MIN"]
 
@@ -118,8 +118,8 @@ Country = Annotated[
 Score = Int64
 SexField = Annotated[Sex, BeforeValidator(_ci_enum(Sex))]
 StateField = Annotated[State, BeforeValidator(_ci_enum(State))]
-DetailName = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-DetailValue = Annotated[str, StringConstraints(max_length=10_000)]
+DetailName = text(255, min_length=1)
+DetailValue = text(10_000)
 
 
 def _absent_means_unchanged(schema: dict) -> None:
@@ -163,9 +163,11 @@ class ContactIn(BaseModel):
     email_valid: StrictBool = True
     created_at: UTCDatetime | None = None
     tags: list[Name] = Field(default_factory=list, max_length=1000)
-    details: dict[DetailName, DetailValue | None] = Field(default_factory=dict)
+    details: dict[DetailName, DetailValue | None] = Field(
+        default_factory=dict, json_schema_extra=keys_by_pattern
+    )
     owners: list[Email] = Field(default_factory=list, max_length=100)
-    funnels: dict[Name, Name] = Field(default_factory=dict)
+    funnels: dict[Name, Name] = Field(default_factory=dict, json_schema_extra=keys_by_pattern)
     groups: list[Name] = Field(default_factory=list, max_length=1000)
 
 

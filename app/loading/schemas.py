@@ -1,10 +1,8 @@
-from typing import Annotated
-
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from app.contacts.schemas import Email
 from app.names import Name
-from app.types import Number, UTCDatetime
+from app.types import Number, UTCDatetime, keys_by_pattern, text
 
 
 class FunnelIn(BaseModel):
@@ -90,11 +88,13 @@ class EventIn(BaseModel):
         },
     )
     email: Email
-    type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    type: text(64, min_length=1)
     occurred_at: UTCDatetime
     value: Number | None = None
-    products: Annotated[str, StringConstraints(max_length=10_000)] | None = None
-    details: dict[Annotated[str, StringConstraints(max_length=255)], str] | None = None
+    products: text(10_000) | None = None
+    details: dict[text(255), text(10_000)] | None = Field(
+        default=None, json_schema_extra=keys_by_pattern
+    )
 
 
 class EventsIn(BaseModel):

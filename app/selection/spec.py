@@ -14,13 +14,12 @@ from pydantic import (
     Discriminator,
     Field,
     PrivateAttr,
-    StringConstraints,
     Tag,
     model_validator,
 )
 
 from app.names import Name
-from app.types import Int64, Number, OffsetDatetime, UTCDatetime, integer
+from app.types import Int64, Number, OffsetDatetime, UTCDatetime, integer, text
 
 MAX_DEPTH = 64
 MAX_NODES = 2_000
@@ -135,7 +134,7 @@ class FieldTest(_Node):
 
 
 class DetailTest(_Node):
-    detail: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    detail: text(255, min_length=1)
     op: Op
     value: Any = None
     as_: Literal["string", "number", "date"] = Field(default="string", alias="as")
@@ -143,11 +142,11 @@ class DetailTest(_Node):
 
 
 class EventFilter(_Node):
-    type: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    type: text(64, min_length=1) | None = None
     within_days: integer(ge=0, le=1_000_000) | None = None
     from_: UTCDatetime | None = Field(default=None, alias="from")
     to: UTCDatetime | None = None
-    products_contains: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    products_contains: text(1000) | None = None
     value_gte: Number | None = None
     value_lte: Number | None = None
 
