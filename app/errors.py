@@ -11,6 +11,8 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from app.db import disconnected
+
 
 class ErrorDetail(BaseModel):
     path: str
@@ -213,8 +215,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError):
-        from app.db import disconnected
-
         if disconnected(exc):  # a restart or fail-over: worth trying again shortly
             return JSONResponse(
                 error_body("unavailable", "the database is unreachable; try again"),
