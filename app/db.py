@@ -268,13 +268,23 @@ def disconnected(exc: BaseException) -> bool:
 READ_RETRY_WAITS = (0.1, 0.2, 0.4, 0.8, 1.6)
 
 
+_RETRYING: ContextVar[bool] = ContextVar("audience_retrying", default=False)
+
+
 async def retry_read(run: Callable[[], Awaitable[T]]) -> T:
-    """Await `run()` (read-only work), again while the database connection is lost."""
-    for wait in (*READ_RETRY_WAITS, None):
-        try:
-            return await run()
-        except DBAPIError as exc:
-            if wait is None or not disconnected(exc):
-                raise
-        await asyncio.sleep(wait)
+    """Await `run()` (read-only work), again while the database connection is lost. Inside
+    another retry_read (a GET's auth lookup), it runs once: the outer one retries."""
+    if _RETRYING.get():
+        return await run()
+    token = _RETRYING.set(True)
+    try:
+        for wait in (*READ_RETRY_WAITS, None):
+            try:
+                return await run()
+            except DBAPIError as exc:
+                if wait is None or not disconnected(exc):
+                    raise
+            await asyncio.sleep(wait)
+    finally:
+        _RETRYING.reset(token)
     raise AssertionError("unreachable")

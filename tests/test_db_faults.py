@@ -2,6 +2,7 @@
 503 with Retry-After, never a 500."""
 
 import asyncio
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -57,3 +58,30 @@ def test_only_connection_losses_count_as_disconnects(pg_url):
         assert not disconnected(caught.value)
     finally:
         engine.dispose()
+
+
+def test_a_get_rides_out_killed_connections(pg_url, engine, api, client):
+    """Every pooled connection of the API killed between two reads: the second read still
+    answers (a fresh connection, the same answer)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("terminates PostgreSQL backends")
+    job = client.run({}, [{"type": "add_tags", "tags": ["x"]}])
+    with engine.connect() as conn:
+        conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    assert client.get(f"/v1/jobs/{job['id']}").json()["status"] == "succeeded"
+    assert client.get("/v1/jobs").status_code == 200
+
+
+def test_an_unreachable_database_answers_a_get_in_seconds(pg_url):
+    gone = sa.make_url(pg_url).set(port=1).render_as_string(hide_password=False)
+    app = create_app(make_settings(gone), start_runner=False)
+    started = time.monotonic()
+    with TestClient(app) as client:
+        r = client.get("/v1/jobs", headers={"Authorization": "Bearer k"})
+    assert r.status_code == 503, r.text
+    assert time.monotonic() - started < 10  # one round of retries, not one per layer

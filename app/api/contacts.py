@@ -1,13 +1,15 @@
 from fastapi import APIRouter
 
-from app.api.deps import AccountDep, EngineDep
+from app.api.deps import AccountDep, EngineDep, ReadRetryingRoute
 from app.contacts.schemas import Contact, ContactsIn, UpsertResult
 from app.contacts.service import load_contacts, upsert_contacts
 from app.db import transaction
 from app.errors import RESPONSES, NotFound
 from app.types import PathId
 
-router = APIRouter(prefix="/v1/contacts", tags=["contacts"], responses=RESPONSES)
+router = APIRouter(
+    prefix="/v1/contacts", tags=["contacts"], responses=RESPONSES, route_class=ReadRetryingRoute
+)
 
 
 @router.post("", operation_id="upsert_contacts", response_model=UpsertResult)

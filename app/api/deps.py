@@ -6,6 +6,7 @@ from sqlalchemy.engine import Engine
 
 from app.auth import AccountDep
 from app.config import Settings
+from app.db import retry_read
 from app.errors import Invalid
 
 
@@ -15,6 +16,22 @@ def get_engine(request: Request) -> Engine:
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
+
+
+class ReadRetryingRoute(APIRoute):
+    """A GET runs again (auth included) on a fresh connection when the database dropped
+    its connection (a restart, a fail-over, a killed backend): reads change nothing, so a
+    second try is safe. Count and preview, POSTs that only read, retry on their own."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+        if "GET" not in self.methods:
+            return handler
+
+        async def retrying(request: Request):
+            return await retry_read(lambda: handler(request))
+
+        return retrying
 
 
 def _query_names(route: APIRoute) -> frozenset[str]:

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from app.api.deps import AccountDep, EngineDep, SettingsDep
+from app.api.deps import AccountDep, EngineDep, ReadRetryingRoute, SettingsDep
 from app.errors import RESPONSES, ErrorBody
 from app.jobs import service
 from app.jobs.schemas import DryRun, Job, JobIn, JobPage
@@ -12,7 +12,9 @@ from app.ratelimit import RESPONSES as RATE_LIMITED
 from app.ratelimit import limit
 from app.types import PathId
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=RESPONSES)
+router = APIRouter(
+    prefix="/v1/jobs", tags=["jobs"], responses=RESPONSES, route_class=ReadRetryingRoute
+)
 
 
 @router.post(

@@ -5,10 +5,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from app import tables as t
-from app.api.deps import AccountDep, EngineDep
+from app.api.deps import AccountDep, EngineDep, ReadRetryingRoute
 from app.errors import RESPONSES, NotFound
 
-router = APIRouter(prefix="/v1/links", tags=["links"], responses=RESPONSES)
+router = APIRouter(
+    prefix="/v1/links", tags=["links"], responses=RESPONSES, route_class=ReadRetryingRoute
+)
 
 
 class Link(BaseModel):

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Response
 
-from app.api.deps import AccountDep, EngineDep
+from app.api.deps import AccountDep, EngineDep, ReadRetryingRoute
 from app.db import transaction
 from app.errors import NAME_TAKEN, RESPONSES, NotFound
 from app.loading import service
@@ -18,7 +18,7 @@ from app.loading.schemas import (
 )
 from app.types import PathId
 
-router = APIRouter(prefix="/v1", responses=RESPONSES)
+router = APIRouter(prefix="/v1", responses=RESPONSES, route_class=ReadRetryingRoute)
 
 
 @router.post(

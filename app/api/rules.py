@@ -1,12 +1,14 @@
 from fastapi import APIRouter, Response
 
 from app import rules as service
-from app.api.deps import AccountDep, EngineDep
+from app.api.deps import AccountDep, EngineDep, ReadRetryingRoute
 from app.errors import NAME_TAKEN, RESPONSES
 from app.rules import Rule, RuleIn
 from app.types import PathId
 
-router = APIRouter(prefix="/v1/rules", tags=["rules"], responses=RESPONSES)
+router = APIRouter(
+    prefix="/v1/rules", tags=["rules"], responses=RESPONSES, route_class=ReadRetryingRoute
+)
 
 
 @router.post(

@@ -2,7 +2,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import OperationalError
 
 from app.api.cancellable import QueryHandle, run_cancellable
-from app.api.deps import AccountDep, EngineDep, SettingsDep
+from app.api.deps import AccountDep, EngineDep, ReadRetryingRoute, SettingsDep
 from app.contacts.service import load_contacts
 from app.db import retry_read, set_statement_timeout
 from app.errors import NAME_TAKEN, RESPONSES, ErrorBody, QueryTimeout
@@ -14,7 +14,7 @@ from app.selection.schemas import CountResult, PreviewIn, PreviewResult, Segment
 from app.selection.spec import Selection
 from app.types import PathId
 
-router = APIRouter(prefix="/v1", responses=RESPONSES)
+router = APIRouter(prefix="/v1", responses=RESPONSES, route_class=ReadRetryingRoute)
 
 
 def _timed_out(exc: OperationalError) -> bool:
