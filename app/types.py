@@ -1,11 +1,12 @@
 """Shared value types for request bodies and paths.
 
 Request bodies are typed as strictly as their JSON Schema reads: an integer field takes a
-JSON integer (not "5", not 5.5, not true;
-5.0 is one, as JSON Schema has it), a boolean takes true/false (not 0/1), a number
-takes a JSON number (not a string, not a boolean), a date or time takes an ISO 8601 string
-(not a Unix timestamp). Whatever the schema rejects, the API rejects."""
+JSON integer (not "5", 5.5 or true; 5.0 is one, as JSON Schema has it), a boolean takes
+true/false (not 0/1), a number takes a JSON number (not a string or a boolean), a date or
+time takes an ISO 8601 string (not a Unix timestamp). What the schema rejects, the API
+rejects."""
 
+import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -70,11 +71,14 @@ def keys_by_pattern(schema: dict) -> None:
 Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 
 
+_NUMERIC = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
 def _iso_text(value):
-    """Dates and times come as ISO 8601 strings: a JSON number is not one (pydantic would
-    read it as a Unix timestamp)."""
-    if isinstance(value, int | float):
-        raise ValueError("must be an ISO 8601 string")
+    """Dates and times come as ISO 8601 strings: a number, or a string of one, is not one
+    (pydantic would read either as a Unix timestamp)."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMERIC.fullmatch(value)):
+        raise ValueError("must be an ISO 8601 string (YYYY-MM-DD, YYYY-MM-DDThh:mm:ssZ)")
     return value
 
 

@@ -85,6 +85,8 @@ CONTACTS = [
     ({"email": "x@example.com", "birth_date": "10000-01-01"}, "contacts[1].birth_date"),
     ({"email": "x@example.com", "birth_date": 0}, "contacts[1].birth_date"),
     ({"email": "x@example.com", "created_at": 1700000000}, "contacts[1].created_at"),
+    ({"email": "x@example.com", "created_at": "1700000000"}, "contacts[1].created_at"),
+    ({"email": "x@example.com", "birth_date": "19880412"}, "contacts[1].birth_date"),
     ({"email": "x@example.com", "created_at": "99999-01-01T00:00:00Z"}, "contacts[1].created_at"),
     ({"email": "x@exa\u0000mple.com"}, "contacts[1].email"),
     ({"email": "x@example.com", "first_name": "A\u0000"}, "contacts[1].first_name"),
