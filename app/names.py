@@ -9,6 +9,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints
 
+from app.types import no_nul
+
 WHITE_SPACE = (
     "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
     + "".join(map(chr, range(0x2000, 0x200B)))
@@ -27,8 +29,7 @@ def name_key(name: str) -> str:
 
 
 def _clean(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
+    no_nul(value)
     if not _NAME_RE.match(value):
         raise ValueError("must contain a character other than white space")
     return value.strip(WHITE_SPACE)

@@ -39,7 +39,7 @@ Id = integer(ge=1, json_schema_extra=_INT64)
 PathId = Annotated[int, Path(ge=INT64_MIN, le=INT64_MAX, json_schema_extra=_INT64)]
 
 
-def _no_nul(value: str) -> str:
+def no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
     return value
@@ -50,7 +50,7 @@ def text(max_length: int, min_length: int = 0) -> Any:
     return Annotated[
         str,
         StringConstraints(min_length=min_length, max_length=max_length),
-        AfterValidator(_no_nul),
+        AfterValidator(no_nul),
         Field(json_schema_extra={"pattern": "^[^\\x00]*$"}),
     ]
 

@@ -6,6 +6,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -89,6 +90,21 @@ def api(db_url, engine) -> Iterator[TestClient]:
     app = create_app(make_settings(db_url), engine=engine)
     with TestClient(app) as client:
         yield client
+
+
+@contextmanager
+def app_role_engine(db_url: str, pool_size: int) -> Iterator[sa.Engine]:
+    """An engine connected as audience_app, the role row-level security holds; skips the
+    test off PostgreSQL."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("row-level security is PostgreSQL's")
+    engine = make_engine(f"{db_url}?options=-c%20role%3Daudience_app", pool_size=pool_size)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT current_user").scalar() == "audience_app"
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture

@@ -21,8 +21,7 @@ from sqlalchemy.engine import Engine
 
 from app.actions.schemas import ACTION_MODELS
 from app.auth import create_account
-from app.db import make_engine
-from tests.conftest import Scoped
+from tests.conftest import Scoped, app_role_engine
 
 SHARED = ["anna@example.com", "ben@example.com", "cleo@example.com"]
 A_ONLY = ["ada@a.example", "abe@a.example", "amy@a.example", "art@a.example", "ava@a.example"]
@@ -253,13 +252,8 @@ def app_engine(request, db_url):
     if request.param == "app":
         yield None
         return
-    if not db_url.startswith("postgresql"):
-        pytest.skip("row-level security is PostgreSQL's")
-    engine = make_engine(f"{db_url}?options=-c%20role%3Daudience_app", pool_size=4)
-    with engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT current_user").scalar() == "audience_app"
-    yield engine
-    engine.dispose()
+    with app_role_engine(db_url, pool_size=4) as engine:
+        yield engine
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ from sqlalchemy.exc import ProgrammingError
 
 from app import tables as t
 from app.auth import create_account
-from app.db import ACCOUNT, make_engine
+from app.db import ACCOUNT
 from app.selection import service
+from tests import conftest
 from tests.conftest import Scoped
 
 pytestmark = pytest.mark.postgres
@@ -19,13 +20,8 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def app_role_engine(db_url):
-    if not db_url.startswith("postgresql"):
-        pytest.skip("row-level security is PostgreSQL's")
-    engine = make_engine(f"{db_url}?options=-c%20role%3Daudience_app", pool_size=2)
-    with engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT current_user").scalar() == "audience_app"
-    yield engine
-    engine.dispose()
+    with conftest.app_role_engine(db_url, pool_size=2) as engine:
+        yield engine
 
 
 @pytest.fixture

@@ -14,9 +14,7 @@ from pydantic import (
 )
 
 from app.names import WHITE_SPACE, WS_CLASS, Name
-from app.types import INT64_MAX, INT64_MIN, Int64, ISODate, UTCDatetime, keys_by_pattern, text
-
-__all__ = ["INT64_MAX", "INT64_MIN"]
+from app.types import Int64, ISODate, UTCDatetime, keys_by_pattern, no_nul, text
 
 
 class Sex(StrEnum):
@@ -81,9 +79,7 @@ def _clean_text(value):
     if value is None:
         return None
     if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        value = value.strip(WHITE_SPACE)
+        value = no_nul(value).strip(WHITE_SPACE)
         return value or None
     return value
 
