@@ -1,8 +1,9 @@
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from app.auth import AccountDep
 from app.config import Settings
@@ -60,7 +61,22 @@ async def known_query(request: Request) -> None:
             raise Invalid.at(f"query.{name}", "unknown query parameter")
 
 
+def _read(request: Request, _account: AccountDep) -> Iterator[Connection]:
+    with get_engine(request).connect() as conn:
+        yield conn
+
+
+def _write(request: Request, _account: AccountDep) -> Iterator[Connection]:
+    with get_engine(request).begin() as conn:
+        yield conn
+
+
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+# The request's connection, after its API key is checked (so row-level security scopes it
+# to the account). Read: no transaction to commit. Write: one transaction, committed when
+# the route function returns (before the response is sent), rolled back if it raises.
+ReadConn = Annotated[Connection, Depends(_read, scope="function")]
+WriteConn = Annotated[Connection, Depends(_write, scope="function")]
 
-__all__ = ["AccountDep", "EngineDep", "SettingsDep"]
+__all__ = ["AccountDep", "EngineDep", "ReadConn", "SettingsDep", "WriteConn"]
