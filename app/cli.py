@@ -337,15 +337,13 @@ def explain(
     import sqlalchemy as sa
 
     from app.db import is_postgres, make_engine
-    from app.selection.compile import count_query
     from app.selection.service import parse_selection, prepare
 
     data = json.loads(sys.stdin.read() if str(spec) == "-" else spec.read_text())
     engine = make_engine(_settings().database_url)
     with engine.begin() as conn:
         selection = parse_selection(data, prefix="")
-        ctx = prepare(conn, account, selection)
-        query = count_query(selection, ctx)
+        query = prepare(conn, account, selection).count()
         compiled = query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
         typer.echo(str(compiled))
         if is_postgres(conn):

@@ -1,5 +1,5 @@
 """Differential test of the selection compiler: the SQL answer (POST /v1/selections/preview
-and /count) against tests/evaluator.py, a plain-Python reading of the contract.
+and /count) against tests/oracle/evaluator.py, a plain-Python pass over the same checked tree.
 
 - A seeded random dataset of 240 contacts (one account, built once per database through
   the public API: contacts, funnels, mailings, events, saved segments, one delete job) plus
@@ -28,7 +28,7 @@ from structlog.testing import capture_logs
 from app.auth import create_account
 from app.db import parse_date, parse_number
 from tests.conftest import Scoped
-from tests.evaluator import Contact, Event, Recipient, World, age_at, parse_time
+from tests.oracle.evaluator import Contact, Event, Recipient, World, age_at, parse_time
 
 SEED = 20260301
 N_CONTACTS = 240
@@ -707,7 +707,11 @@ def test_dataset_is_varied(ds):
     assert any(c.city == "ŁÓDŹ" for c in contacts) and any(c.city == "łódź" for c in contacts)
     assert len({c.email.split("@")[1] for c in contacts}) > 5
     assert sum(len(c.events) for c in contacts) == 700
-    assert all(c.mailings for c in contacts if c.mailings)
+    recipients = [r for c in contacts for r in c.mailings.values()]
+    assert any(c.mailings for c in contacts) and any(not c.mailings for c in contacts)
+    for happened in ("opened", "clicked", "bounced"):
+        assert any(getattr(r, happened) for r in recipients), happened
+    assert any(not r.opened for r in recipients)
 
 
 @settings(max_examples=300, **FAST)

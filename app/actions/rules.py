@@ -9,8 +9,7 @@ from app.actions.schemas import ActionList
 from app.db import in_ids
 from app.errors import Invalid
 from app.selection import spec as s
-from app.selection.compile import Context, compile_condition
-from app.selection.service import prepare_condition
+from app.selection.service import condition_where, prepare_condition
 
 ACTIONS = TypeAdapter(ActionList)
 CONDITION = TypeAdapter(s.Condition)
@@ -52,9 +51,9 @@ class RunRule(ActionHandler):
         if row is None:
             raise Invalid.at(f"{path}.rule", f"unknown rule {rule_id}")
         self.condition, actions = parse_rule(row, f"{path}.rule")
-        self.segments = {}
+        self.checked = None
         if self.condition is not None:  # its segments as they are now, at submit and start
-            self.segments = prepare_condition(
+            self.checked = prepare_condition(
                 conn, account_id, self.condition, f"{path}.rule.condition"
             )
         self.handlers = prepare(
@@ -62,10 +61,9 @@ class RunRule(ActionHandler):
         )
 
     def _condition(self, rc: RunContext):
-        if not self.action.check_condition or self.condition is None:
+        if not self.action.check_condition or self.checked is None:
             return None
-        ctx = Context(account_id=rc.account_id, as_of=rc.as_of, segments=self.segments)
-        return compile_condition(self.condition, ctx)
+        return condition_where(self.checked, rc.account_id, rc.as_of)
 
     def apply(self, rc, ids):
         condition = self._condition(rc)

@@ -1,15 +1,22 @@
-"""Run a query in a thread; if the client goes away, cancel it on the server."""
+"""Read-only queries a request may have to give up: run in a thread on a connection of
+their own, under the statement timeout; cancelled on the server when the client goes away;
+run again on a fresh connection when the database dropped it."""
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 from app import logs
+from app.db import retry_read, set_statement_timeout
+from app.errors import QueryTimeout
 
 log = logs.get("audience.http")
+T = TypeVar("T")
 
 
 class QueryHandle:
@@ -38,3 +45,32 @@ async def run_cancellable(request: Request, work: Callable[[QueryHandle], Any]) 
             log.info("client disconnected: cancelling its query")
             handle.cancel()
             return await task
+
+
+def _timed_out(exc: OperationalError) -> bool:
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return code == "57014"  # query_canceled (statement_timeout)
+
+
+class ReadQuery:
+    """`await query(work)`: work(conn) on a connection of its own (one transaction under
+    the statement timeout), cancellable and retried as above; a timeout is a 503."""
+
+    def __init__(self, request: Request, engine: Engine, timeout_s: float):
+        self.request = request
+        self.engine = engine
+        self.timeout_s = timeout_s
+
+    async def __call__(self, work: Callable[[Connection], T]) -> T:
+        def run(handle: QueryHandle) -> T:
+            with self.engine.begin() as conn:
+                handle.conn = conn
+                set_statement_timeout(conn, self.timeout_s)
+                return work(conn)
+
+        try:
+            return await retry_read(lambda: run_cancellable(self.request, run))
+        except OperationalError as exc:
+            if _timed_out(exc):
+                raise QueryTimeout("the query took longer than the statement timeout") from None
+            raise

@@ -5,6 +5,7 @@ from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from sqlalchemy.engine import Connection, Engine
 
+from app.api.cancellable import ReadQuery
 from app.auth import AccountDep
 from app.config import Settings
 from app.db import retry_read
@@ -71,6 +72,10 @@ def _write(request: Request, _account: AccountDep) -> Iterator[Connection]:
         yield conn
 
 
+def _read_query(request: Request, _account: AccountDep) -> ReadQuery:
+    return ReadQuery(request, get_engine(request), get_settings(request).statement_timeout_s)
+
+
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 # The request's connection, after its API key is checked (so row-level security scopes it
@@ -78,5 +83,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 # the route function returns (before the response is sent), rolled back if it raises.
 ReadConn = Annotated[Connection, Depends(_read, scope="function")]
 WriteConn = Annotated[Connection, Depends(_write, scope="function")]
+# A read that may run long (count, preview): cancellable, under the statement timeout.
+ReadQueryDep = Annotated[ReadQuery, Depends(_read_query)]
 
-__all__ = ["AccountDep", "EngineDep", "ReadConn", "SettingsDep", "WriteConn"]
+__all__ = ["AccountDep", "EngineDep", "ReadConn", "ReadQueryDep", "SettingsDep", "WriteConn"]

@@ -22,8 +22,6 @@ from app.actions import RunContext, prepare
 from app.actions.schemas import ActionList
 from app.config import Settings
 from app.db import disconnected, is_postgres
-from app.selection.compile import compile_selection
-from app.selection.service import parse_selection
 from app.selection.service import prepare as prepare_selection
 
 log = logs.get("audience.jobs")
@@ -154,9 +152,8 @@ def _insert_members(conn, row, owner: str) -> int:
     state = _lock_job(conn, row.id)
     if state.lease_owner != owner:
         raise LostLease()
-    selection = parse_selection(row.selection)
-    ctx = prepare_selection(conn, row.account_id, selection)  # as_of: now, unless given
-    ids = compile_selection(selection, ctx)
+    prepared = prepare_selection(conn, row.account_id, row.selection)  # as_of: now, or given
+    ids = prepared.members()
     conn.execute(sa.delete(t.job_members).where(t.job_members.c.job_id == row.id))
     members = sa.select(sa.literal(row.id), ids.selected_columns[0]).where(ids.whereclause)
     conn.execute(sa.insert(t.job_members).from_select(["job_id", "contact_id"], members))
@@ -166,7 +163,7 @@ def _insert_members(conn, row, owner: str) -> int:
     conn.execute(
         sa.update(j)
         .where(j.c.id == row.id)
-        .values(snapshot_taken=True, total=total, as_of=ctx.as_of)
+        .values(snapshot_taken=True, total=total, as_of=prepared.as_of)
     )
     return total
 

@@ -15,7 +15,6 @@ from app.config import Settings
 from app.db import is_postgres
 from app.errors import Conflict, NotFound
 from app.jobs.schemas import JobIn
-from app.selection.compile import compile_selection, count_query
 from app.selection.service import prepare as prepare_selection
 
 j = t.jobs
@@ -33,15 +32,15 @@ def request_hash(body: JobIn) -> str:
 
 def validate(conn: Connection, account_id: int, body: JobIn):
     """422 for a bad selection or action list; returns the compiled context."""
-    ctx = prepare_selection(conn, account_id, body.selection, prefix="selection")
+    prepared = prepare_selection(conn, account_id, body.selection, prefix="selection")
     handlers = prepare(conn, account_id, body.actions, create=False)
-    return ctx, handlers
+    return prepared, handlers
 
 
 def dry_run(conn: Connection, account_id: int, body: JobIn, settings: Settings) -> dict:
-    ctx, handlers = validate(conn, account_id, body)
-    total = conn.execute(count_query(body.selection, ctx)).scalar_one()
-    members = compile_selection(body.selection, ctx)
+    prepared, handlers = validate(conn, account_id, body)
+    total = conn.execute(prepared.count()).scalar_one()
+    members = prepared.members()
     actions = []
     for position, handler in enumerate(handlers):
         rc = RunContext(
@@ -49,7 +48,7 @@ def dry_run(conn: Connection, account_id: int, body: JobIn, settings: Settings) 
             account_id=account_id,
             job_id=None,
             now=t.utcnow(),
-            as_of=ctx.as_of,
+            as_of=prepared.as_of,
             settings=settings,
             position=position,
         )
@@ -76,9 +75,9 @@ def submit(
                 return existing.id, False
             conn.execute(sa.update(j).where(j.c.id == existing.id).values(idempotency_key=None))
 
-    ctx, handlers = validate(conn, account_id, body)
+    prepared, _ = validate(conn, account_id, body)
     if body.expected_total is not None:
-        total = conn.execute(count_query(body.selection, ctx)).scalar_one()
+        total = conn.execute(prepared.count()).scalar_one()
         if total != body.expected_total:
             raise Conflict(
                 f"the selection counts {total} contacts, not the expected {body.expected_total}",

@@ -1,177 +1,168 @@
-"""The check pass: every test's operator and operand against its type, with a path.
+"""The check pass: a parsed spec (spec.py) → the checked tree (tree.py).
 
-Runs after parsing and before compiling. Each test gets its operand parsed to the type
-(`node._operand`), so the compiler never sees raw JSON. Iterative, so depth is harmless.
+Owns every 422 a selection can earn after parsing: operators that do not apply to the
+field, operands of the wrong shape or type, 'to' before 'from', and saved segments —
+unknown, in a cycle, or nested too deep — each at its path in the request. Every problem
+is collected, then raised together. Saved segments come from a SegmentSource (the database
+in the service, a dict in tests); each is checked once however often it is referred to.
 """
 
-import math
-from datetime import UTC, date, datetime
+from collections.abc import Callable
 from typing import Any
 
-from app.errors import Invalid
-from app.names import name_key
+from pydantic import ValidationError
+
+from app.errors import Invalid, pydantic_details
 from app.selection import spec as s
-from app.selection.fields import FIELDS, Kind
+from app.selection import tree
+from app.selection.operators import OPERATORS, Kind, Operator, OperandError, operators_for
 
-ANY_OPS = {"eq", "ne", "in", "not_in", "is_empty", "is_not_empty"}
-TEXT_OPS = ANY_OPS | {"contains", "not_contains", "starts_with", "ends_with"}
-ORDERED_OPS = ANY_OPS | {"lt", "lte", "gt", "gte", "between"}
-DATE_OPS = ORDERED_OPS | {"within_last_days", "older_than_days"}
+MAX_SEGMENT_DEPTH = 16
 
-OPS_BY_KIND: dict[Kind, set[str]] = {
-    "text": TEXT_OPS,
-    "enum": TEXT_OPS,
-    "number": ORDERED_OPS,
-    "date": DATE_OPS,
-    "datetime": DATE_OPS,
-    "bool": ANY_OPS,
-}
-
-INT64 = 2**63
+# A saved segment's stored selection (JSON) by its name key; None when there is none.
+SegmentSource = Callable[[str], Any]
 
 
-class OperandError(ValueError):
-    pass
+def check_selection(
+    selection: s.Selection, segments: SegmentSource, *, prefix: str = "", saving: str = ""
+) -> tree.Selection:
+    """The checked tree of a parsed selection, or Invalid with every problem. `saving`:
+    the name key of the segment this selection is being saved as (it may not refer to
+    itself)."""
+    at = Checking(segments, saving=saving)
+    body = at.body(selection, prefix)
+    at.raise_errors()
+    return tree.Selection(body, selection.deleted, selection.as_of)
 
 
-def parse_scalar(kind: Kind, value: Any, choices: tuple[str, ...] = ()) -> Any:
-    if value is None:
-        raise OperandError("a value is required")
-    if kind in ("text", "enum"):
-        if not isinstance(value, str):
-            raise OperandError("must be a string")
-        if "\x00" in value:
-            raise OperandError("must not contain NUL characters")
-        if kind == "enum" and value.lower() not in {c.lower() for c in choices}:
-            raise OperandError(f"must be one of {', '.join(choices)}")
-        return value
-    if kind == "number":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise OperandError("must be a number")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise OperandError("must be a finite number")
-        if abs(value) >= INT64:
-            raise OperandError("must be within 64-bit range")
-        return value
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise OperandError("must be true or false")
-        return value
-    if kind == "date":
-        if not isinstance(value, str):
-            raise OperandError("must be a date (YYYY-MM-DD)")
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            raise OperandError("must be a date (YYYY-MM-DD)") from None
-    if kind == "datetime":
-        return parse_datetime(value)
-    raise AssertionError(kind)
+def check_condition(condition: Any, segments: SegmentSource, path: str) -> tree.Node:
+    """The checked tree of a parsed condition (a rule's), or Invalid."""
+    at = Checking(segments)
+    node = at.condition(condition, path)
+    at.raise_errors()
+    return node
 
 
-def parse_datetime(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise OperandError("must be an ISO 8601 date-time or date")
+def parse_selection(data: Any, prefix: str = "selection") -> s.Selection:
+    """Parse stored or raw JSON into a Selection; errors as Invalid with paths."""
     try:
-        if len(value) == 10:
-            d = date.fromisoformat(value)
-            return datetime(d.year, d.month, d.day, tzinfo=UTC)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise OperandError("must be an ISO 8601 date-time or date") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+        return s.Selection.model_validate(data)
+    except ValidationError as exc:
+        details = pydantic_details(exc.errors(), prefix=prefix)
+        raise Invalid(f"{details[0]['path']}: {details[0]['message']}", details=details) from None
 
 
-def parse_operand(kind: Kind, op: str, value: Any, choices: tuple[str, ...] = ()) -> Any:
-    if op in ("is_empty", "is_not_empty"):
-        if value is not None:
-            raise OperandError(f"'{op}' takes no value")
-        return None
-    if op in ("in", "not_in"):
-        if not isinstance(value, list):
-            raise OperandError(f"'{op}' takes a list of values")
-        if len(value) > s.MAX_VALUES:
-            raise OperandError(f"at most {s.MAX_VALUES} values")
-        return [parse_scalar(kind, v, choices) for v in value]
-    if op == "between":
-        if not isinstance(value, list) or len(value) != 2:
-            raise OperandError("'between' takes [low, high]")
-        return [parse_scalar(kind, v, choices) for v in value]
-    if op in ("within_last_days", "older_than_days", "birthday_within_days"):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
-            raise OperandError(f"'{op}' takes a whole number of days (0 or more)")
-        return value
-    if op in ("contains", "not_contains", "starts_with", "ends_with"):
-        return parse_scalar("text", value)
-    return parse_scalar(kind, value, choices)
+class Checking:
+    """One run of the check pass: the errors found so far and the segments checked."""
 
+    def __init__(self, segments: SegmentSource, *, saving: str = ""):
+        self.source = segments
+        self.errors: list[dict[str, str]] = []
+        self.saving = saving
+        self._stack: list[str] = [saving] if saving else []  # segments being checked
+        self._heights: list[int] = []  # deepest nesting seen below each of them
+        self._entry = ""  # request path of the outermost segment selector being followed
+        self._done: dict[str, tuple[tree.SavedSegment, int]] = {}  # key → (segment, height)
 
-def _check_test(node, kind: Kind, path: str, errors: list, choices=(), extra_ops=()) -> None:
-    allowed = OPS_BY_KIND[kind] | set(extra_ops)
-    if node.op not in allowed:
-        errors.append(
-            {
-                "path": f"{path}.op",
-                "message": f"operator '{node.op}' does not apply here; use one of "
-                f"{', '.join(sorted(allowed))}",
-            }
+    def error(self, path: str, message: str) -> None:
+        self.errors.append({"path": path, "message": message})
+
+    def raise_errors(self) -> None:
+        if self.errors:
+            first = self.errors[0]
+            raise Invalid(f"{first['path']}: {first['message']}", details=self.errors)
+
+    # --- the tree ---------------------------------------------------------------------
+
+    def body(self, selection: s.Selection, prefix: str) -> tree.Body:
+        dot = f"{prefix}." if prefix else ""
+        return tree.Body(
+            include=self.each(selection.include, f"{dot}include"),
+            exclude=self.each(selection.exclude, f"{dot}exclude"),
+            filter=None
+            if selection.filter is None
+            else self.condition(selection.filter, f"{dot}filter"),
         )
-        return
-    try:
-        node._operand = parse_operand(kind, node.op, node.value, choices)
-    except OperandError as exc:
-        errors.append({"path": f"{path}.value", "message": str(exc)})
 
+    def condition(self, parsed: Any, path: str) -> tree.Node:
+        return tree.BY_PARSED[type(parsed)].checked(parsed, self, path)
 
-def check_condition(root, path: str, errors: list, segments: dict[str, str] | None = None) -> None:
-    """Walk a condition tree, checking every test; collect referenced segment names."""
-    stack = [(root, path)]
-    while stack:
-        node, here = stack.pop()
-        match node:
-            case s.And():
-                stack.extend((c, f"{here}.and[{i}]") for i, c in enumerate(node.and_))
-            case s.Or():
-                stack.extend((c, f"{here}.or[{i}]") for i, c in enumerate(node.or_))
-            case s.Not():
-                stack.append((node.not_, f"{here}.not"))
-            case s.FieldTest():
-                spec = FIELDS[node.field]
-                extra = ("birthday_within_days",) if node.field == "birth_date" else ()
-                _check_test(node, spec.kind, here, errors, spec.choices, extra)
-            case s.DetailTest():
-                kind: Kind = {"string": "text", "number": "number", "date": "date"}[node.as_]
-                _check_test(node, kind, here, errors)
-            case s.EventTest():
-                kind = "datetime" if node.agg == "last_at" else "number"
-                _check_test(node, kind, here, errors)
-                f = node.event
-                if f.from_ and f.to and f.from_ > f.to:
-                    errors.append({"path": f"{here}.event.to", "message": "'to' is before 'from'"})
-            case s.SegmentSelector():
-                if segments is not None:
-                    for name in node.segments:
-                        segments.setdefault(name_key(name), f"{here}.segments")
-            case s.TagSelector() | s.FunnelSelector() | s.MailingSelector() | s.GroupSelector():
-                pass
-            case _:
-                raise AssertionError(f"unknown condition node {type(node).__name__}")
+    def each(self, items: list, path: str) -> tuple[tree.Node, ...]:
+        return tuple(self.condition(item, f"{path}[{i}]") for i, item in enumerate(items))
 
+    def test(
+        self, parsed: Any, kind: Kind, path: str, choices=(), extra_ops=()
+    ) -> tuple[Operator, Any]:
+        """The operator and the parsed operand of a field, detail or event test."""
+        op = OPERATORS[parsed.op]
+        allowed = operators_for(kind, extra_ops)
+        if op.name not in allowed:
+            self.error(
+                f"{path}.op",
+                f"operator '{op.name}' does not apply here; use one of "
+                f"{', '.join(sorted(allowed))}",
+            )
+            return op, None
+        try:
+            return op, op.operand.parse(op.name, kind, parsed.value, choices)
+        except OperandError as exc:
+            self.error(f"{path}.value", str(exc))
+            return op, None
 
-def check_selection(selection: s.Selection, prefix: str = "") -> dict[str, str]:
-    """Check a parsed selection; raise Invalid with every problem.
-    Returns the segments it uses: name key → path of the first selector naming it."""
-    errors: list[dict] = []
-    segments: dict[str, str] = {}
-    dot = f"{prefix}." if prefix else ""
-    for i, sel in enumerate(selection.include):
-        check_condition(sel, f"{dot}include[{i}]", errors, segments)
-    for i, sel in enumerate(selection.exclude):
-        check_condition(sel, f"{dot}exclude[{i}]", errors, segments)
-    if selection.filter is not None:
-        check_condition(selection.filter, f"{dot}filter", errors, segments)
-    if errors:
-        raise Invalid(f"{errors[0]['path']}: {errors[0]['message']}", details=errors)
-    return segments
+    # --- saved segments ---------------------------------------------------------------
+
+    def segments(self, keys: tuple[str, ...], path: str) -> tuple[tree.SavedSegment, ...]:
+        """The checked saved segments named at `path`. A problem inside one (or in one it
+        uses) is reported at the path of the selector in the request that led there."""
+        entry = self._entry or path
+        found = (self._segment(key, entry) for key in keys)
+        return tuple(segment for segment in found if segment is not None)
+
+    def _segment(self, key: str, entry: str) -> tree.SavedSegment | None:
+        if key in self._stack:
+            self.error(entry, self._cycle([*self._stack[self._stack.index(key) :], key]))
+            return None
+        done = self._done.get(key)
+        height = done[1] if done else 1
+        if len(self._stack) + height > MAX_SEGMENT_DEPTH:
+            self.error(entry, f"segments nest deeper than {MAX_SEGMENT_DEPTH}")
+            return None
+        if done is None:
+            done = self._check_stored(key, entry)
+            if done is None:
+                return None
+            self._done[key] = done
+        if self._heights:
+            self._heights[-1] = max(self._heights[-1], done[1])
+        return done[0]
+
+    def _check_stored(self, key: str, entry: str) -> tuple[tree.SavedSegment, int] | None:
+        stored = self.source(key)
+        if stored is None:
+            self.error(entry, f"unknown segment '{key}'")
+            return None
+        prefix = f"segment '{key}'"
+        try:
+            parsed = s.Selection.model_validate(stored)
+        except ValidationError as exc:  # saved before a schema change: say so, never 500
+            self.errors.extend(pydantic_details(exc.errors(), prefix=prefix))
+            return None
+        outer = self._entry
+        self._stack.append(key)
+        self._heights.append(0)
+        self._entry = entry
+        try:
+            body = self.body(parsed, prefix)
+        finally:
+            self._stack.pop()
+            below = self._heights.pop()
+            self._entry = outer
+        return tree.SavedSegment(key, body), below + 1
+
+    def _cycle(self, keys: list[str]) -> str:
+        path = " → ".join(keys)
+        if keys[0] != self.saving:
+            return f"segments refer to each other in a cycle: {path}"
+        if len(keys) == 2:
+            return "a segment may not refer to itself"
+        return f"a segment may not refer to itself through others: {path}"

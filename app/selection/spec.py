@@ -1,8 +1,8 @@
-"""The selection spec as pydantic models.
+"""The selection spec as pydantic models: the parse pass.
 
-Parsing (this module) checks shapes; `check.py` checks each test's operator and operand
-against the field's type and records the parsed operand; `compile.py` turns the checked
-tree into SQL. Size limits are enforced on the raw JSON first, without recursion, so a
+Parsing (this module) checks shapes; check.py turns the parsed spec into the checked tree
+(tree.py), where every operator, operand and saved segment is checked; compile.py turns
+that into SQL. Size limits are enforced on the raw JSON first, without recursion, so a
 hostile tree never reaches a recursive validator.
 """
 
@@ -13,61 +13,21 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
-    PrivateAttr,
     Tag,
     model_validator,
 )
 
 from app.names import Name
+from app.selection.fields import FIELDS
+from app.selection.operators import MAX_VALUES, OPERATORS
 from app.types import Int64, Number, OffsetDatetime, UTCDatetime, integer, text
 
 MAX_DEPTH = 64
 MAX_NODES = 2_000
-MAX_VALUES = 10_000
 
-Op = Literal[
-    "eq",
-    "ne",
-    "in",
-    "not_in",
-    "is_empty",
-    "is_not_empty",
-    "contains",
-    "not_contains",
-    "starts_with",
-    "ends_with",
-    "lt",
-    "lte",
-    "gt",
-    "gte",
-    "between",
-    "within_last_days",
-    "older_than_days",
-    "birthday_within_days",
-]
-
-FieldName = Literal[
-    "email",
-    "email_domain",
-    "first_name",
-    "last_name",
-    "phone",
-    "company",
-    "city",
-    "country",
-    "sex",
-    "state",
-    "score",
-    "age",
-    "birth_date",
-    "created_at",
-    "updated_at",
-    "email_opt_in",
-    "phone_opt_in",
-    "email_valid",
-    "owner",
-    "tag_count",
-]
+# Both derived from their one registry (operators.py, fields.py), in its order.
+Op = Literal[tuple(OPERATORS)]  # type: ignore[valid-type]
+FieldName = Literal[tuple(FIELDS)]  # type: ignore[valid-type]
 
 
 class _Node(BaseModel):
@@ -130,7 +90,6 @@ class FieldTest(_Node):
     field: FieldName
     op: Op
     value: Any = None
-    _operand: Any = PrivateAttr(default=None)
 
 
 class DetailTest(_Node):
@@ -138,7 +97,6 @@ class DetailTest(_Node):
     op: Op
     value: Any = None
     as_: Literal["string", "number", "date"] = Field(default="string", alias="as")
-    _operand: Any = PrivateAttr(default=None)
 
 
 class EventFilter(_Node):
@@ -168,7 +126,6 @@ class EventTest(_Node):
     agg: Literal["count", "sum", "max", "last_at"] = "count"
     op: Op = "gte"
     value: Any = None
-    _operand: Any = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
@@ -191,6 +148,16 @@ class Not(_Node):
     not_: "Condition" = Field(alias="not")
 
 
+_TEST_TAGS = {
+    And: "~and",
+    Or: "~or",
+    Not: "~not",
+    FieldTest: "~field",
+    DetailTest: "~detail",
+    EventTest: "~event",
+}
+
+
 def _condition_kind(value: Any) -> str | None:
     if isinstance(value, dict):
         for key in ("and", "or", "not"):
@@ -202,14 +169,7 @@ def _condition_kind(value: Any) -> str | None:
             if key in value:
                 return f"~{key}"
         return None
-    for cls, tag in (
-        (And, "~and"),
-        (Or, "~or"),
-        (Not, "~not"),
-        (FieldTest, "~field"),
-        (DetailTest, "~detail"),
-        (EventTest, "~event"),
-    ):
+    for cls, tag in _TEST_TAGS.items():
         if isinstance(value, cls):
             return tag
     return _selector_kind(value)
@@ -241,6 +201,21 @@ Condition = Annotated[
 And.model_rebuild()
 Or.model_rebuild()
 Not.model_rebuild()
+
+# Every kind of parsed condition (tree.py makes one checked node of each).
+CONDITION_KINDS = (
+    And,
+    Or,
+    Not,
+    FieldTest,
+    DetailTest,
+    EventTest,
+    TagSelector,
+    FunnelSelector,
+    MailingSelector,
+    GroupSelector,
+    SegmentSelector,
+)
 
 
 def check_size(data: Any, prefix: str = "") -> None:

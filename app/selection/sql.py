@@ -1,0 +1,166 @@
+"""SQL building blocks of the compiler that SQLAlchemy lacks: the same text-folding, date
+and e-mail functions on both databases, exact fractional operands, semi- and anti-joins,
+and AND/OR trees SQLite can parse."""
+
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.visitors import InternalTraversal
+
+from app import tables as t
+
+
+class email_domain(FunctionElement):
+    """The part of an e-mail after '@'."""
+
+    type = sa.Text()
+    inherit_cache = True
+    name = "email_domain"
+
+
+@compiles(email_domain, "postgresql")
+def _email_domain_pg(element, compiler, **kw):
+    return f"split_part({compiler.process(element.clauses, **kw)}, '@', 2)"
+
+
+@compiles(email_domain)
+def _email_domain_default(element, compiler, **kw):
+    arg = compiler.process(element.clauses, **kw)
+    return f"substr({arg}, instr({arg}, '@') + 1)"
+
+
+class month_day(FunctionElement):
+    """month * 100 + day of a date, for birthday windows."""
+
+    type = sa.Integer()
+    inherit_cache = True
+    name = "month_day"
+
+
+@compiles(month_day, "postgresql")
+def _month_day_pg(element, compiler, **kw):
+    arg = compiler.process(element.clauses, **kw)
+    return f"(EXTRACT(MONTH FROM {arg})::int * 100 + EXTRACT(DAY FROM {arg})::int)"
+
+
+@compiles(month_day)
+def _month_day_default(element, compiler, **kw):
+    arg = compiler.process(element.clauses, **kw)
+    return f"CAST(strftime('%m%d', {arg}) AS INTEGER)"
+
+
+class fold(FunctionElement):
+    """Text as compared ignoring case: the database's lower(), with final sigma 'ς' as
+    'σ' (PostgreSQL lowers character by character, so 'ΟΔΟΣ' is 'οδοσ'). Applied to
+    BOTH sides of a comparison, in SQL, so a value always matches itself."""
+
+    type = sa.Text()
+    inherit_cache = True
+    name = "fold"
+
+
+@compiles(fold, "postgresql")
+def _fold_pg(element, compiler, **kw):
+    return f"translate(lower({compiler.process(element.clauses, **kw)}), 'ς', 'σ')"
+
+
+@compiles(fold)
+def _fold_default(element, compiler, **kw):
+    # SQLite's lower is app.db's, which already folds like PostgreSQL's.
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+class ExactNumber(sa.types.TypeDecorator):
+    """A fractional operand compared exactly. PostgreSQL: numeric, because a float8
+    parameter turns a bigint or numeric column into double precision (2**53 + 1 > 2.0**53
+    is false there, and a numeric detail of 1e400 overflows). SQLite: float, which it
+    compares with integers exactly."""
+
+    impl = sa.Numeric
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        kind = sa.Numeric() if dialect.name == "postgresql" else sa.Float()
+        return dialect.type_descriptor(kind)
+
+    def process_bind_param(self, value, dialect):
+        if value is None or dialect.name != "postgresql":
+            return value
+        return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+def number(value):
+    """A number operand: a fractional one bound exactly (ExactNumber), never rounded to
+    the column's type nor turning the column into double precision."""
+    return sa.literal(value, ExactNumber()) if isinstance(value, float) else value
+
+
+def like_pattern(value: str, where: str) -> str:
+    """A LIKE pattern (escape '/') matching `value` at the start, the end or anywhere."""
+    escaped = value.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return {"start": f"{escaped}%", "end": f"%{escaped}", "anywhere": f"%{escaped}%"}[where]
+
+
+class Paren(ColumnElement):
+    """A parenthesised boolean that AND/OR will not flatten into their chain."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+    _traverse_internals = [("inner", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, inner: ColumnElement):
+        self.inner = inner
+
+
+@compiles(Paren)
+def _paren(element: Paren, compiler, **kw) -> str:
+    return f"({compiler.process(element.inner, **kw)})"
+
+
+def balanced(op, items: list, empty) -> ColumnElement[bool]:
+    """AND/OR of many items as a balanced tree of parenthesised groups: SQLite parses a
+    flat chain as a left-deep tree and refuses one deeper than 1,000."""
+    if not items:
+        return empty
+    if len(items) == 1:  # itself: a NOT of it then reaches a Member (an anti-join)
+        return items[0]
+    if len(items) <= 32:
+        return op(*items)
+    middle = len(items) // 2
+    return op(
+        Paren(balanced(op, items[:middle], empty)),
+        Paren(balanced(op, items[middle:], empty)),
+    )
+
+
+class Member(ColumnElement):
+    """`contacts.id IN (subquery)`, a semi-join; negated, `NOT EXISTS (… correlated)`, an
+    anti-join. PostgreSQL never turns NOT IN into an anti-join, and once the subquery's
+    rows outgrow work_mem it scans them again for every contact (a count that took 30 s)."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+    _traverse_internals = [
+        ("subquery", InternalTraversal.dp_clauseelement),
+        ("negated", InternalTraversal.dp_boolean),
+    ]
+
+    def __init__(self, subquery: sa.Select, negated: bool = False):
+        self.subquery = subquery
+        self.negated = negated
+
+    def _negate(self) -> "Member":
+        return Member(self.subquery, not self.negated)
+
+
+@compiles(Member)
+def _member_sql(element: Member, compiler, **kw) -> str:
+    contacts = t.contacts
+    if not element.negated:
+        return compiler.process(contacts.c.id.in_(element.subquery), **kw)
+    sub = element.subquery
+    correlated = sub.where(sub.selected_columns[0] == contacts.c.id).correlate(contacts)
+    return compiler.process(sa.not_(correlated.exists()), **kw)
