@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from app.errors import Invalid, pydantic_details
 from app.selection import spec as s
 from app.selection import tree
-from app.selection.operators import OPERATORS, Kind, Operator, OperandError, operators_for
+from app.selection.operators import OPERATORS, Kind, OperandError, Operator, operators_for
 
 MAX_SEGMENT_DEPTH = 16
 
