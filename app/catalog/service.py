@@ -5,8 +5,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from app import tables as t
+from app.catalog.schemas import EventIn, FunnelIn, MailingIn
 from app.errors import Conflict, Invalid, NotFound
-from app.loading.schemas import EventIn, FunnelIn, MailingIn
 from app.names import name_key
 
 BATCH = 1000
@@ -73,6 +73,13 @@ def create_funnel(conn: Connection, account_id: int, body: FunnelIn) -> dict:
         ],
     )
     return {"id": funnel_id, "name": body.name, "stages": body.stages}
+
+
+def get_funnel(conn: Connection, account_id: int, funnel_id: int) -> dict:
+    found = list_funnels(conn, account_id, funnel_id)
+    if not found:
+        raise NotFound(f"funnel {funnel_id} not found")
+    return found[0]
 
 
 def list_funnels(conn: Connection, account_id: int, funnel_id: int | None = None) -> list[dict]:
