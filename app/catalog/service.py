@@ -6,25 +6,11 @@ from sqlalchemy.exc import IntegrityError
 
 from app import tables as t
 from app.catalog.schemas import EventIn, FunnelIn, MailingIn
+from app.contacts.service import contact_ids_by_email
 from app.errors import Conflict, Invalid, NotFound
 from app.names import name_key
 
-BATCH = 1000
-
-
-def contact_ids_by_email(conn: Connection, account_id: int, emails: list[str]) -> dict[str, int]:
-    wanted = sorted(set(emails))
-    found: dict[str, int] = {}
-    for i in range(0, len(wanted), BATCH):
-        found.update(
-            conn.execute(
-                sa.select(t.contacts.c.email, t.contacts.c.id).where(
-                    t.contacts.c.account_id == account_id,
-                    t.contacts.c.email.in_(wanted[i : i + BATCH]),
-                )
-            ).all()
-        )
-    return found
+BATCH = 1000  # rows an INSERT
 
 
 def _unknown_emails(emails: list[str], found: dict[str, int], what: str) -> None:

@@ -33,6 +33,21 @@ def count_contacts(conn: Connection, account_id: int) -> int:
     ).scalar_one()
 
 
+def contact_ids_by_email(conn: Connection, account_id: int, emails: list[str]) -> dict[str, int]:
+    """E-mail → id of the account's contacts with these e-mails (unknown ones left out)."""
+    wanted = sorted(set(emails))
+    found: dict[str, int] = {}
+    for batch in _batches(wanted):
+        found.update(
+            conn.execute(
+                sa.select(t.contacts.c.email, t.contacts.c.id).where(
+                    t.contacts.c.account_id == account_id, t.contacts.c.email.in_(batch)
+                )
+            ).all()
+        )
+    return found
+
+
 def ensure_named(
     conn: Connection, table: sa.Table, account_id: int, names: Iterable[str]
 ) -> dict[str, int]:
@@ -137,7 +152,7 @@ def upsert_contacts(conn: Connection, account_id: int, entries: list[ContactIn])
     merged = _merge(entries)
     stage_ids = _funnel_stages(conn, account_id, merged)
     now = t.utcnow()
-    existing = _ids_by_email(conn, account_id, list(merged))
+    existing = contact_ids_by_email(conn, account_id, list(merged))
     created = _insert_new(conn, account_id, merged, existing, now)
     _update_existing(conn, merged, existing, now)
     _add_related(conn, account_id, merged, {**existing, **created}, stage_ids, now)
@@ -172,19 +187,6 @@ def _funnel_stages(conn: Connection, account_id: int, merged: dict[str, Merged])
         for f, index, funnel in missing
     ]
     raise Invalid(f"{problems[0]['path']}: {problems[0]['message']}", details=problems)
-
-
-def _ids_by_email(conn: Connection, account_id: int, emails: list[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for batch in _batches(emails):
-        found.update(
-            conn.execute(
-                sa.select(t.contacts.c.email, t.contacts.c.id).where(
-                    t.contacts.c.account_id == account_id, t.contacts.c.email.in_(batch)
-                )
-            ).all()
-        )
-    return found
 
 
 def _insert_new(
