@@ -39,10 +39,8 @@ def migrate() -> None:
 def ensure_demo(engine, settings) -> str:
     """The embedded default's demo account: created (with demo data) on first start; its
     key is kept beside the database so it can be printed at every start."""
-    import sqlalchemy as sa
-
-    from app import tables as t
     from app.auth import account_for_key, create_account
+    from app.contacts.service import count_contacts
 
     key_path = Path(DEMO_KEY_FILE)
     key = key_path.read_text().strip() if key_path.exists() else None
@@ -57,11 +55,7 @@ def ensure_demo(engine, settings) -> str:
 
         seed(engine, account_id, settings.demo_contacts, progress=sys.stderr.isatty())
     with engine.connect() as conn:
-        n = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(t.contacts)
-            .where(t.contacts.c.account_id == account_id)
-        ).scalar_one()
+        n = count_contacts(conn, account_id)
     typer.echo(f"demo account created with {n} contacts", err=True)
     return key
 

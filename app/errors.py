@@ -77,11 +77,6 @@ class QueryTimeout(AudienceError):
     code = "query_timeout"
 
 
-class Unavailable(AudienceError):
-    status_code = 503
-    code = "unavailable"
-
-
 def error_body(code: str, message: str, details=None, **extra) -> dict:
     error = {"code": code, "message": message, "details": details or []}
     error.update(extra)

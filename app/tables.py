@@ -402,7 +402,3 @@ job_output = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
     sa.PrimaryKeyConstraint("job_id", "position", "contact_id"),
 )
-
-ACCOUNT_TABLES = [
-    t for t in metadata.sorted_tables if "account_id" in t.c and t.name not in ("api_keys",)
-]

@@ -1,9 +1,8 @@
 from fastapi import APIRouter
 
-from app.api.deps import AccountDep, EngineDep, ReadRetryingRoute
+from app.api.deps import AccountDep, ReadConn, ReadRetryingRoute, WriteConn
 from app.contacts.schemas import Contact, ContactsIn, UpsertResult
 from app.contacts.service import load_contacts, upsert_contacts
-from app.db import transaction
 from app.errors import RESPONSES, NotFound
 from app.types import PathId
 
@@ -13,17 +12,15 @@ router = APIRouter(
 
 
 @router.post("", operation_id="upsert_contacts", response_model=UpsertResult)
-def upsert(body: ContactsIn, account_id: AccountDep, engine: EngineDep) -> dict:
+def upsert(body: ContactsIn, account_id: AccountDep, conn: WriteConn) -> dict:
     """Create or update up to 10,000 contacts by e-mail, all or nothing."""
-    with transaction(engine) as conn:
-        return upsert_contacts(conn, account_id, body.contacts)
+    return upsert_contacts(conn, account_id, body.contacts)
 
 
 @router.get("/{contact_id}", operation_id="get_contact", response_model=Contact)
-def get_contact(contact_id: PathId, account_id: AccountDep, engine: EngineDep) -> dict:
+def get_contact(contact_id: PathId, account_id: AccountDep, conn: ReadConn) -> dict:
     """One contact with tags, details, owners, funnels and groups (soft-deleted ones too)."""
-    with engine.connect() as conn:
-        found = load_contacts(conn, account_id, [contact_id]) if _ok(contact_id) else []
+    found = load_contacts(conn, account_id, [contact_id]) if _ok(contact_id) else []
     if not found:
         raise NotFound(f"contact {contact_id} not found")
     return found[0]

@@ -1,9 +1,9 @@
 from fastapi import APIRouter, Response
 
-from app import rules as service
-from app.api.deps import AccountDep, EngineDep, ReadRetryingRoute
+from app.api.deps import AccountDep, ReadConn, ReadRetryingRoute, WriteConn
 from app.errors import NAME_TAKEN, RESPONSES
-from app.rules import Rule, RuleIn
+from app.rules import service
+from app.rules.schemas import Rule, RuleIn
 from app.types import PathId
 
 router = APIRouter(
@@ -14,31 +14,26 @@ router = APIRouter(
 @router.post(
     "", operation_id="create_rule", responses=NAME_TAKEN, response_model=Rule, status_code=201
 )
-def create_rule(body: RuleIn, account_id: AccountDep, engine: EngineDep) -> dict:
-    with engine.begin() as conn:
-        return service.create_rule(conn, account_id, body)
+def create_rule(body: RuleIn, account_id: AccountDep, conn: WriteConn) -> dict:
+    return service.create_rule(conn, account_id, body)
 
 
 @router.get("", operation_id="list_rules", response_model=list[Rule])
-def list_rules(account_id: AccountDep, engine: EngineDep) -> list[dict]:
-    with engine.connect() as conn:
-        return service.list_rules(conn, account_id)
+def list_rules(account_id: AccountDep, conn: ReadConn) -> list[dict]:
+    return service.list_rules(conn, account_id)
 
 
 @router.get("/{rule_id}", operation_id="get_rule", response_model=Rule)
-def get_rule(rule_id: PathId, account_id: AccountDep, engine: EngineDep) -> dict:
-    with engine.connect() as conn:
-        return service.get_rule(conn, account_id, rule_id)
+def get_rule(rule_id: PathId, account_id: AccountDep, conn: ReadConn) -> dict:
+    return service.get_rule(conn, account_id, rule_id)
 
 
 @router.put("/{rule_id}", operation_id="update_rule", responses=NAME_TAKEN, response_model=Rule)
-def update_rule(rule_id: PathId, body: RuleIn, account_id: AccountDep, engine: EngineDep) -> dict:
-    with engine.begin() as conn:
-        return service.update_rule(conn, account_id, rule_id, body)
+def update_rule(rule_id: PathId, body: RuleIn, account_id: AccountDep, conn: WriteConn) -> dict:
+    return service.update_rule(conn, account_id, rule_id, body)
 
 
 @router.delete("/{rule_id}", operation_id="delete_rule", status_code=204)
-def delete_rule(rule_id: PathId, account_id: AccountDep, engine: EngineDep) -> Response:
-    with engine.begin() as conn:
-        service.delete_rule(conn, account_id, rule_id)
+def delete_rule(rule_id: PathId, account_id: AccountDep, conn: WriteConn) -> Response:
+    service.delete_rule(conn, account_id, rule_id)
     return Response(status_code=204)

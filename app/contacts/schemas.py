@@ -220,22 +220,3 @@ class Contact(BaseModel):
     owners: list[str]
     funnels: dict[str, str]
     groups: list[str]
-
-
-SCALAR_FIELDS = [
-    "first_name",
-    "last_name",
-    "phone",
-    "company",
-    "city",
-    "country",
-    "birth_date",
-    "sex",
-    "score",
-    "state",
-    "email_opt_in",
-    "phone_opt_in",
-    "email_valid",
-    "created_at",
-]
-NOT_NULL_FIELDS = {"sex", "score", "state", "email_opt_in", "phone_opt_in", "email_valid"}

@@ -2,12 +2,14 @@
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from app import tables as t
-from app.contacts.schemas import SCALAR_FIELDS, ContactIn
+from app.contacts.columns import COLUMNS, NEW_CONTACT, SETTABLE
+from app.contacts.schemas import ContactIn
 from app.db import dialect_insert, in_ids, insert_rows
 from app.errors import Invalid
 from app.names import name_key
@@ -15,27 +17,35 @@ from app.names import name_key
 BATCH = 1000  # names a lookup
 ROWS_BATCH = 10_000  # rows an INSERT … SELECT (db.insert_rows: a parameter a column)
 
-# A new contact's columns, before the request's own fields.
-NEW_CONTACT = {
-    "first_name": None,
-    "last_name": None,
-    "phone": None,
-    "company": None,
-    "city": None,
-    "country": None,
-    "birth_date": None,
-    "sex": "unknown",
-    "score": 0,
-    "state": "PROSPECT",
-    "email_opt_in": False,
-    "phone_opt_in": False,
-    "email_valid": True,
-}
+FunnelStages = dict[tuple[str, str], tuple[int, int]]
 
 
 def _batches(items: list, size: int = BATCH) -> Iterable[list]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def count_contacts(conn: Connection, account_id: int) -> int:
+    return conn.execute(
+        sa.select(sa.func.count())
+        .select_from(t.contacts)
+        .where(t.contacts.c.account_id == account_id)
+    ).scalar_one()
+
+
+def contact_ids_by_email(conn: Connection, account_id: int, emails: list[str]) -> dict[str, int]:
+    """E-mail → id of the account's contacts with these e-mails (unknown ones left out)."""
+    wanted = sorted(set(emails))
+    found: dict[str, int] = {}
+    for batch in _batches(wanted):
+        found.update(
+            conn.execute(
+                sa.select(t.contacts.c.email, t.contacts.c.id).where(
+                    t.contacts.c.account_id == account_id, t.contacts.c.email.in_(batch)
+                )
+            ).all()
+        )
+    return found
 
 
 def ensure_named(
@@ -87,7 +97,7 @@ def ensure_users(conn: Connection, account_id: int, emails: Iterable[str]) -> di
 
 def resolve_funnel_stages(
     conn: Connection, account_id: int, pairs: Iterable[tuple[str, str]]
-) -> dict[tuple[str, str], tuple[int, int]]:
+) -> FunnelStages:
     """(funnel key, stage key) → (funnel id, stage id) for those that exist."""
     funnel_keys = {f for f, _ in pairs}
     if not funnel_keys:
@@ -100,84 +110,97 @@ def resolve_funnel_stages(
     return {(f, s): (fid, sid) for f, s, fid, sid in rows}
 
 
-def _merge(entries: list[tuple[int, ContactIn]]) -> dict[str, dict]:
-    """Entries for the same e-mail merge in order: later fields win, lists add up."""
-    merged: dict[str, dict] = {}
-    for index, entry in entries:
-        item = merged.setdefault(
-            entry.email,
-            {
-                "index": index,
-                "fields": {},
-                "tags": [],
-                "owners": [],
-                "groups": [],
-                "details": {},
-                "funnels": {},
-            },
-        )
-        for field in SCALAR_FIELDS:
-            if field in entry.model_fields_set:
-                value = getattr(entry, field)
-                if value is None and field == "created_at":
+# --- upsert ---------------------------------------------------------------------------
+
+
+@dataclass
+class Merged:
+    """The entries of one request for one e-mail, merged: later fields win, lists add up."""
+
+    index: int  # of the first entry, for error paths
+    fields: dict = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    owners: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    details: dict[str, str | None] = field(default_factory=dict)
+    # funnel key → (index of the entry, funnel as sent, stage key)
+    funnels: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+
+
+def _merge(entries: list[ContactIn]) -> dict[str, Merged]:
+    merged: dict[str, Merged] = {}
+    for index, entry in enumerate(entries):
+        item = merged.setdefault(entry.email, Merged(index))
+        for name in SETTABLE:
+            if name in entry.model_fields_set:
+                value = getattr(entry, name)
+                if value is None and name == "created_at":
                     continue
-                item["fields"][field] = value.value if hasattr(value, "value") else value
-        item["tags"] += entry.tags
-        item["owners"] += entry.owners
-        item["groups"] += entry.groups
-        item["details"].update(entry.details)
+                item.fields[name] = value.value if hasattr(value, "value") else value
+        item.tags += entry.tags
+        item.owners += entry.owners
+        item.groups += entry.groups
+        item.details.update(entry.details)
         for funnel, stage in entry.funnels.items():
-            item["funnels"][name_key(funnel)] = (index, funnel, name_key(stage))
+            item.funnels[name_key(funnel)] = (index, funnel, name_key(stage))
     return merged
 
 
 def upsert_contacts(conn: Connection, account_id: int, entries: list[ContactIn]) -> dict:
-    merged = _merge(list(enumerate(entries)))
-
-    # Funnels and stages must exist: check before writing anything.
-    pairs = {(f, s) for item in merged.values() for f, (_, _, s) in item["funnels"].items()}
-    stage_ids = resolve_funnel_stages(conn, account_id, pairs)
-    problems = []
-    for item in merged.values():
-        for f, (index, funnel, s) in item["funnels"].items():
-            if (f, s) not in stage_ids:
-                known = {fk for fk, _ in stage_ids} | {
-                    k
-                    for (k,) in conn.execute(
-                        sa.select(t.funnels.c.name_key).where(
-                            t.funnels.c.account_id == account_id, t.funnels.c.name_key == f
-                        )
-                    )
-                }
-                what = "stage" if f in known else "funnel"
-                problems.append(
-                    {"path": f"contacts[{index}].funnels.{funnel}", "message": f"unknown {what}"}
-                )
-    if problems:
-        raise Invalid(f"{problems[0]['path']}: {problems[0]['message']}", details=problems)
-
+    """Create or update contacts by e-mail, with their tags, groups, owners, details and
+    funnel stages; funnels and stages must exist (checked before anything is written)."""
+    merged = _merge(entries)
+    stage_ids = _funnel_stages(conn, account_id, merged)
     now = t.utcnow()
-    emails = list(merged)
-    existing: dict[str, int] = {}
-    for batch in _batches(emails):
-        existing.update(
-            conn.execute(
-                sa.select(t.contacts.c.email, t.contacts.c.id).where(
-                    t.contacts.c.account_id == account_id, t.contacts.c.email.in_(batch)
-                )
-            ).all()
-        )
+    existing = contact_ids_by_email(conn, account_id, list(merged))
+    created = _insert_new(conn, account_id, merged, existing, now)
+    _update_existing(conn, merged, existing, now)
+    _add_related(conn, account_id, merged, {**existing, **created}, stage_ids, now)
+    return {"created": len(created), "updated": len(existing)}
 
-    new_rows = []
-    for email, item in merged.items():
-        if email in existing:
-            continue
-        row = {"email": email, **NEW_CONTACT, "created_at": now}
-        row.update(item["fields"])
-        new_rows.append(row)
-    ids: dict[str, int] = dict(existing)
+
+def _funnel_stages(conn: Connection, account_id: int, merged: dict[str, Merged]) -> FunnelStages:
+    """The funnel and stage ids the entries name; a 422 if one is unknown."""
+    pairs = {(f, s) for item in merged.values() for f, (_, _, s) in item.funnels.items()}
+    stage_ids = resolve_funnel_stages(conn, account_id, pairs)
+    missing = [
+        (f, index, funnel)
+        for item in merged.values()
+        for f, (index, funnel, s) in item.funnels.items()
+        if (f, s) not in stage_ids
+    ]
+    if not missing:
+        return stage_ids
+    known = set(
+        conn.execute(
+            sa.select(t.funnels.c.name_key).where(
+                t.funnels.c.account_id == account_id,
+                t.funnels.c.name_key.in_({f for f, _, _ in missing}),
+            )
+        ).scalars()
+    )
+    problems = [
+        {
+            "path": f"contacts[{index}].funnels.{funnel}",
+            "message": f"unknown {'stage' if f in known else 'funnel'}",
+        }
+        for f, index, funnel in missing
+    ]
+    raise Invalid(f"{problems[0]['path']}: {problems[0]['message']}", details=problems)
+
+
+def _insert_new(
+    conn: Connection, account_id: int, merged: dict[str, Merged], existing: dict[str, int], now
+) -> dict[str, int]:
+    """Insert the contacts not there yet; return their ids by e-mail."""
+    rows = [
+        {"email": email, **NEW_CONTACT, "created_at": now, **item.fields}
+        for email, item in merged.items()
+        if email not in existing
+    ]
+    ids: dict[str, int] = {}
     constants = {"account_id": account_id, "updated_at": now}
-    for batch in _batches(new_rows, ROWS_BATCH):
+    for batch in _batches(rows, ROWS_BATCH):
         ids.update(
             conn.execute(
                 insert_rows(conn, t.contacts, batch, constants).returning(
@@ -185,14 +208,18 @@ def upsert_contacts(conn: Connection, account_id: int, entries: list[ContactIn])
                 )
             ).all()
         )
+    return ids
 
-    # Updates, grouped by the set of fields given, one executemany per group.
+
+def _update_existing(
+    conn: Connection, merged: dict[str, Merged], existing: dict[str, int], now
+) -> None:
+    """Set the given fields of contacts that exist: one executemany per set of fields."""
     by_fields: dict[tuple[str, ...], list[dict]] = defaultdict(list)
     for email, item in merged.items():
-        if email in existing and item["fields"]:
-            fields = tuple(sorted(item["fields"]))
-            by_fields[fields].append(
-                {"_id": existing[email], **{f"_{k}": v for k, v in item["fields"].items()}}
+        if email in existing and item.fields:
+            by_fields[tuple(sorted(item.fields))].append(
+                {"_id": existing[email], **{f"_{k}": v for k, v in item.fields.items()}}
             )
     for fields, rows in by_fields.items():
         stmt = (
@@ -203,66 +230,90 @@ def upsert_contacts(conn: Connection, account_id: int, entries: list[ContactIn])
         for batch in _batches(rows):
             conn.execute(stmt, batch)
 
-    _link_names(conn, account_id, merged, ids, now)
-    return {"created": len(new_rows), "updated": len(existing)}
+
+# --- tags, groups, owners, details and funnels of upserted contacts ---------------------
 
 
-def _link_names(conn, account_id, merged, ids, now) -> None:
-    tag_ids = ensure_named(
-        conn, t.tags, account_id, (n for i in merged.values() for n in i["tags"])
-    )
-    group_ids = ensure_named(
-        conn, t.groups, account_id, (n for i in merged.values() for n in i["groups"])
-    )
-    user_ids = ensure_users(conn, account_id, (e for i in merged.values() for e in i["owners"]))
-    pairs = {(f, s) for item in merged.values() for f, (_, _, s) in item["funnels"].items()}
-    stage_ids = resolve_funnel_stages(conn, account_id, pairs)
+@dataclass
+class _Related:
+    """Rows of the link tables (and details) for the upserted contacts."""
 
-    contact_tags, members, owners, details_set, details_del, funnel_rows = [], [], [], [], [], []
+    tags: list[dict] = field(default_factory=list)
+    groups: list[dict] = field(default_factory=list)
+    owners: list[dict] = field(default_factory=list)
+    details_set: list[dict] = field(default_factory=list)
+    details_deleted: list[dict] = field(default_factory=list)
+    funnels: list[dict] = field(default_factory=list)
+
+
+def _add_related(
+    conn: Connection,
+    account_id: int,
+    merged: dict[str, Merged],
+    ids: dict[str, int],
+    stage_ids: FunnelStages,
+    now,
+) -> None:
+    items = merged.values()
+    tag_ids = ensure_named(conn, t.tags, account_id, (n for i in items for n in i.tags))
+    group_ids = ensure_named(conn, t.groups, account_id, (n for i in items for n in i.groups))
+    user_ids = ensure_users(conn, account_id, (e for i in items for e in i.owners))
+    related = _Related()
     for email, item in merged.items():
         cid = ids[email]
-        for key in {name_key(n) for n in item["tags"]}:
-            contact_tags.append({"contact_id": cid, "tag_id": tag_ids[key]})
-        for key in {name_key(n) for n in item["groups"]}:
-            members.append({"group_id": group_ids[key], "contact_id": cid})
-        for owner in set(item["owners"]):
-            owners.append({"contact_id": cid, "user_id": user_ids[owner]})
-        for name, value in item["details"].items():
+        for key in {name_key(n) for n in item.tags}:
+            related.tags.append({"contact_id": cid, "tag_id": tag_ids[key]})
+        for key in {name_key(n) for n in item.groups}:
+            related.groups.append({"group_id": group_ids[key], "contact_id": cid})
+        for owner in set(item.owners):
+            related.owners.append({"contact_id": cid, "user_id": user_ids[owner]})
+        for name, value in item.details.items():
             if value is None:
-                details_del.append({"_cid": cid, "_name": name})
+                related.details_deleted.append({"_cid": cid, "_name": name})
             else:
-                details_set.append({"contact_id": cid, "name": name, "value": value})
-        for f, (_, _, s) in item["funnels"].items():
+                related.details_set.append({"contact_id": cid, "name": name, "value": value})
+        for f, (_, _, s) in item.funnels.items():
             fid, sid = stage_ids[(f, s)]
-            funnel_rows.append({"contact_id": cid, "funnel_id": fid, "stage_id": sid})
+            related.funnels.append({"contact_id": cid, "funnel_id": fid, "stage_id": sid})
+    _add_tags_groups_owners(conn, account_id, related, now)
+    _write_details(conn, account_id, related)
+    _write_funnels(conn, account_id, related.funnels, now)
 
+
+def _add_tags_groups_owners(conn: Connection, account_id: int, related: _Related, now) -> None:
+    added = {"account_id": account_id, "added_at": now}
     for table, rows in (
-        (t.contact_tags, contact_tags),
-        (t.group_members, members),
-        (t.contact_owners, owners),
+        (t.contact_tags, related.tags),
+        (t.group_members, related.groups),
+        (t.contact_owners, related.owners),
     ):
-        added = {"account_id": account_id, "added_at": now}
         for batch in _batches(rows, ROWS_BATCH):
             conn.execute(insert_rows(conn, table, batch, added).on_conflict_do_nothing())
-    for batch in _batches(details_set, ROWS_BATCH):
+
+
+def _write_details(conn: Connection, account_id: int, related: _Related) -> None:
+    for batch in _batches(related.details_set, ROWS_BATCH):
         ins = insert_rows(conn, t.contact_details, batch, {"account_id": account_id})
         conn.execute(
             ins.on_conflict_do_update(
                 index_elements=["contact_id", "name"], set_={"value": ins.excluded.value}
             )
         )
-    if details_del:
+    if related.details_deleted:
         conn.execute(
             sa.delete(t.contact_details).where(
                 t.contact_details.c.contact_id == sa.bindparam("_cid"),
                 t.contact_details.c.name == sa.bindparam("_name"),
             ),
-            details_del,
+            related.details_deleted,
         )
-    for batch in _batches(funnel_rows, ROWS_BATCH):
-        ins = insert_rows(
-            conn, t.contact_funnels, batch, {"account_id": account_id, "entered_at": now}
-        )
+
+
+def _write_funnels(conn: Connection, account_id: int, rows: list[dict], now) -> None:
+    """A contact's stage in a funnel; entered_at changes only when the stage does."""
+    constants = {"account_id": account_id, "entered_at": now}
+    for batch in _batches(rows, ROWS_BATCH):
+        ins = insert_rows(conn, t.contact_funnels, batch, constants)
         conn.execute(
             ins.on_conflict_do_update(
                 index_elements=["contact_id", "funnel_id"],
@@ -272,7 +323,7 @@ def _link_names(conn, account_id, merged, ids, now) -> None:
         )
 
 
-CONTACT_COLUMNS = [c for c in t.contacts.c if c.name != "account_id"]
+# --- reading --------------------------------------------------------------------------
 
 
 def load_contacts(conn: Connection, account_id: int, ids: list[int]) -> list[dict]:
@@ -280,7 +331,7 @@ def load_contacts(conn: Connection, account_id: int, ids: list[int]) -> list[dic
     if not ids:
         return []
     rows = conn.execute(
-        sa.select(*CONTACT_COLUMNS).where(
+        sa.select(*COLUMNS).where(
             t.contacts.c.account_id == account_id, in_ids(conn, t.contacts.c.id, ids)
         )
     ).mappings()
@@ -288,8 +339,12 @@ def load_contacts(conn: Connection, account_id: int, ids: list[int]) -> list[dic
         r["id"]: {**r, "tags": [], "details": {}, "owners": [], "funnels": {}, "groups": []}
         for r in rows
     }
-    if not contacts:
-        return []
+    if contacts:
+        _load_related(conn, contacts)
+    return [contacts[i] for i in ids if i in contacts]
+
+
+def _load_related(conn: Connection, contacts: dict[int, dict]) -> None:
     found = list(contacts)
 
     def each(query):
@@ -332,4 +387,3 @@ def load_contacts(conn: Connection, account_id: int, ids: list[int]) -> list[dic
         .order_by(t.group_members.c.contact_id, t.groups.c.name)
     ):
         contacts[cid]["groups"].append(name)
-    return [contacts[i] for i in ids if i in contacts]

@@ -5,26 +5,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from app import tables as t
+from app.catalog.schemas import EventIn, FunnelIn, MailingIn
+from app.contacts.service import contact_ids_by_email
 from app.errors import Conflict, Invalid, NotFound
-from app.loading.schemas import EventIn, FunnelIn, MailingIn
 from app.names import name_key
 
-BATCH = 1000
-
-
-def contact_ids_by_email(conn: Connection, account_id: int, emails: list[str]) -> dict[str, int]:
-    wanted = sorted(set(emails))
-    found: dict[str, int] = {}
-    for i in range(0, len(wanted), BATCH):
-        found.update(
-            conn.execute(
-                sa.select(t.contacts.c.email, t.contacts.c.id).where(
-                    t.contacts.c.account_id == account_id,
-                    t.contacts.c.email.in_(wanted[i : i + BATCH]),
-                )
-            ).all()
-        )
-    return found
+BATCH = 1000  # rows an INSERT
 
 
 def _unknown_emails(emails: list[str], found: dict[str, int], what: str) -> None:
@@ -73,6 +59,13 @@ def create_funnel(conn: Connection, account_id: int, body: FunnelIn) -> dict:
         ],
     )
     return {"id": funnel_id, "name": body.name, "stages": body.stages}
+
+
+def get_funnel(conn: Connection, account_id: int, funnel_id: int) -> dict:
+    found = list_funnels(conn, account_id, funnel_id)
+    if not found:
+        raise NotFound(f"funnel {funnel_id} not found")
+    return found[0]
 
 
 def list_funnels(conn: Connection, account_id: int, funnel_id: int | None = None) -> list[dict]:

@@ -1,50 +1,17 @@
 """Rules: a name, an optional condition and a stored action list (run by `run_rule`)."""
 
-from datetime import datetime
-
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict
+from pydantic import TypeAdapter
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from app import tables as t
 from app.actions import prepare
-from app.actions.schemas import ActionList
 from app.errors import Conflict, NotFound
-from app.names import Name, name_key
+from app.names import name_key
+from app.rules.schemas import RuleIn
 from app.selection import spec as s
 from app.selection.service import prepare_condition
-
-
-class RuleIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "Welcome VIP",
-                    "condition": {"field": "email_opt_in", "op": "eq", "value": True},
-                    "actions": [
-                        {"type": "add_tags", "tags": ["welcomed"]},
-                        {"type": "set_score", "mode": "add", "value": 5},
-                    ],
-                }
-            ]
-        },
-    )
-    name: Name
-    condition: s.Condition | None = None
-    actions: ActionList
-
-
-class Rule(BaseModel):
-    id: int
-    name: str
-    condition: dict | None
-    actions: list[dict]
-    created_at: datetime
-    updated_at: datetime
-
 
 COLUMNS = [
     t.rules.c.id,
@@ -75,8 +42,6 @@ def _values(body: RuleIn) -> dict:
 
 
 def _dump_condition(body: RuleIn):
-    from pydantic import TypeAdapter
-
     return TypeAdapter(s.Condition).dump_python(
         body.condition, mode="json", by_alias=True, exclude_unset=True
     )

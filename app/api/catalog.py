@@ -1,0 +1,113 @@
+"""Funnels, mailings, events and groups: thin HTTP over app.catalog.service."""
+
+from fastapi import APIRouter, Response
+
+from app.api.deps import AccountDep, ReadConn, ReadRetryingRoute, WriteConn
+from app.catalog import service
+from app.catalog.schemas import (
+    EventsIn,
+    EventsResult,
+    Funnel,
+    FunnelIn,
+    Group,
+    GroupIn,
+    Mailing,
+    MailingIn,
+)
+from app.errors import NAME_TAKEN, RESPONSES
+from app.types import PathId
+
+router = APIRouter(prefix="/v1", responses=RESPONSES, route_class=ReadRetryingRoute)
+
+
+@router.post(
+    "/funnels",
+    tags=["funnels"],
+    operation_id="create_funnel",
+    responses=NAME_TAKEN,
+    response_model=Funnel,
+    status_code=201,
+)
+def create_funnel(body: FunnelIn, account_id: AccountDep, conn: WriteConn) -> dict:
+    return service.create_funnel(conn, account_id, body)
+
+
+@router.get("/funnels", tags=["funnels"], operation_id="list_funnels", response_model=list[Funnel])
+def list_funnels(account_id: AccountDep, conn: ReadConn) -> list[dict]:
+    return service.list_funnels(conn, account_id)
+
+
+@router.get(
+    "/funnels/{funnel_id}", tags=["funnels"], operation_id="get_funnel", response_model=Funnel
+)
+def get_funnel(funnel_id: PathId, account_id: AccountDep, conn: ReadConn) -> dict:
+    return service.get_funnel(conn, account_id, funnel_id)
+
+
+@router.post(
+    "/mailings",
+    tags=["mailings"],
+    operation_id="create_mailing",
+    response_model=Mailing,
+    status_code=201,
+)
+def create_mailing(body: MailingIn, account_id: AccountDep, conn: WriteConn) -> dict:
+    return service.create_mailing(conn, account_id, body)
+
+
+@router.get(
+    "/mailings", tags=["mailings"], operation_id="list_mailings", response_model=list[Mailing]
+)
+def list_mailings(account_id: AccountDep, conn: ReadConn) -> list[dict]:
+    return service.list_mailings(conn, account_id)
+
+
+@router.get(
+    "/mailings/{mailing_id}", tags=["mailings"], operation_id="get_mailing", response_model=Mailing
+)
+def get_mailing(mailing_id: PathId, account_id: AccountDep, conn: ReadConn) -> dict:
+    return service.get_mailing(conn, account_id, mailing_id)
+
+
+@router.post("/events", tags=["events"], operation_id="create_events", response_model=EventsResult)
+def create_events(body: EventsIn, account_id: AccountDep, conn: WriteConn) -> dict:
+    return service.create_events(conn, account_id, body.events)
+
+
+@router.post(
+    "/groups",
+    tags=["groups"],
+    operation_id="create_group",
+    responses=NAME_TAKEN,
+    response_model=Group,
+    status_code=201,
+)
+def create_group(body: GroupIn, account_id: AccountDep, conn: WriteConn) -> dict:
+    return service.create_group(conn, account_id, body.name)
+
+
+@router.get("/groups", tags=["groups"], operation_id="list_groups", response_model=list[Group])
+def list_groups(account_id: AccountDep, conn: ReadConn) -> list[dict]:
+    return service.list_groups(conn, account_id)
+
+
+@router.get("/groups/{group_id}", tags=["groups"], operation_id="get_group", response_model=Group)
+def get_group(group_id: PathId, account_id: AccountDep, conn: ReadConn) -> dict:
+    return service.get_group(conn, account_id, group_id)
+
+
+@router.put(
+    "/groups/{group_id}",
+    tags=["groups"],
+    operation_id="update_group",
+    responses=NAME_TAKEN,
+    response_model=Group,
+)
+def update_group(group_id: PathId, body: GroupIn, account_id: AccountDep, conn: WriteConn) -> dict:
+    return service.rename_group(conn, account_id, group_id, body.name)
+
+
+@router.delete("/groups/{group_id}", tags=["groups"], operation_id="delete_group", status_code=204)
+def delete_group(group_id: PathId, account_id: AccountDep, conn: WriteConn) -> Response:
+    service.delete_group(conn, account_id, group_id)
+    return Response(status_code=204)

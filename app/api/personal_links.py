@@ -1,0 +1,18 @@
+"""Personal links (URLs made for one contact), under /v1/links."""
+
+from fastapi import APIRouter
+
+from app.api.deps import AccountDep, ReadConn, ReadRetryingRoute
+from app.errors import RESPONSES
+from app.personal_links.schemas import Link
+from app.personal_links.service import find_link
+
+router = APIRouter(
+    prefix="/v1/links", tags=["links"], responses=RESPONSES, route_class=ReadRetryingRoute
+)
+
+
+@router.get("/{token}", operation_id="verify_link", response_model=Link)
+def verify_link(token: str, account_id: AccountDep, conn: ReadConn) -> dict:
+    """Who a personal link belongs to (for a landing page to identify the contact)."""
+    return find_link(conn, account_id, token)
