@@ -328,22 +328,15 @@ def explain(
     analyze: Annotated[bool, typer.Option(help="EXPLAIN ANALYZE (runs the query)")] = False,
 ) -> None:
     """Print the SQL a selection compiles to and, on PostgreSQL, its plan."""
-    import sqlalchemy as sa
-
-    from app.db import is_postgres, make_engine
-    from app.selection.service import parse_selection, prepare
+    from app.db import make_engine
+    from app.selection.service import explain as explain_selection
 
     data = json.loads(sys.stdin.read() if str(spec) == "-" else spec.read_text())
     engine = make_engine(_settings().database_url)
     with engine.begin() as conn:
-        selection = parse_selection(data, prefix="")
-        query = prepare(conn, account, selection).count()
-        compiled = query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
-        typer.echo(str(compiled))
-        if is_postgres(conn):
-            verb = "EXPLAIN (ANALYZE, BUFFERS)" if analyze else "EXPLAIN"
-            for (line,) in conn.execute(sa.text(f"{verb} {compiled}")):
-                typer.echo(line)
+        sql, plan = explain_selection(conn, account, data, analyze=analyze)
+    for line in [sql, *plan]:
+        typer.echo(line)
 
 
 @app.command()

@@ -9,8 +9,7 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from datetime import date
 from typing import TypeVar
@@ -161,13 +160,6 @@ ACCOUNT: ContextVar[int | None] = ContextVar("audience_account", default=None)
 
 def is_postgres(conn_or_engine) -> bool:
     return conn_or_engine.dialect.name == "postgresql"
-
-
-@contextmanager
-def transaction(engine: Engine) -> Iterator[Connection]:
-    """Commit on success, roll back on error."""
-    with engine.begin() as conn:
-        yield conn
 
 
 def set_statement_timeout(conn: Connection, seconds: float) -> None:

@@ -8,13 +8,22 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from app import tables as t
+from app.db import is_postgres
 from app.selection import spec as s
 from app.selection import tree
 from app.selection.check import check_condition, check_selection, parse_selection
 from app.selection.compile import Context, compile_selection, condition_sql, count_query
 from app.selection.segments import source
 
-__all__ = ["Prepared", "count", "parse_selection", "prepare", "preview", "prepare_condition"]
+__all__ = [
+    "Prepared",
+    "count",
+    "explain",
+    "parse_selection",
+    "prepare",
+    "prepare_condition",
+    "preview",
+]
 
 
 @dataclass(frozen=True)
@@ -72,3 +81,16 @@ def preview(
     total = conn.execute(prepared.count()).scalar_one()
     first = prepared.members().order_by(t.contacts.c.id).limit(limit)
     return total, list(conn.execute(first).scalars())
+
+
+def explain(
+    conn: Connection, account_id: int, data: Any, *, analyze: bool = False
+) -> tuple[str, list[str]]:
+    """The count query of a selection (stored JSON) as SQL text with its values, and on
+    PostgreSQL its plan (`analyze`: run it, with buffers)."""
+    query = prepare(conn, account_id, data).count()
+    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    if not is_postgres(conn):
+        return sql, []
+    verb = "EXPLAIN (ANALYZE, BUFFERS)" if analyze else "EXPLAIN"
+    return sql, [line for (line,) in conn.execute(sa.text(f"{verb} {sql}"))]
