@@ -93,49 +93,59 @@ def normalize_url(url: str) -> str:
 def make_engine(url: str, **kwargs) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = sa.create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 60}, **kwargs
-        )
+        return _sqlite_engine(url, **kwargs)
+    return _postgres_engine(url, **kwargs)
 
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: sqlite3.Connection, _record):
-            # Manual transactions (see "begin" below), SQL functions PostgreSQL has.
-            dbapi_conn.isolation_level = None
-            dbapi_conn.create_function("lower", 1, _sqlite_lower, deterministic=True)
-            dbapi_conn.create_function("audience_try_date", 1, _sqlite_try_date, deterministic=True)
-            dbapi_conn.create_function(
-                "audience_try_number", 1, _sqlite_try_number, deterministic=True
-            )
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
 
-        turns = FairLock()
+def _sqlite_connected(dbapi_conn: sqlite3.Connection, _record) -> None:
+    # Manual transactions (see _take_turns), SQL functions PostgreSQL has.
+    dbapi_conn.isolation_level = None
+    dbapi_conn.create_function("lower", 1, _sqlite_lower, deterministic=True)
+    dbapi_conn.create_function("audience_try_date", 1, _sqlite_try_date, deterministic=True)
+    dbapi_conn.create_function("audience_try_number", 1, _sqlite_try_number, deterministic=True)
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
 
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection):
-            # SQLite has one writer and its busy handler is not fair: a job committing
-            # chunk after chunk would starve a cancel or a status read. Transactions of
-            # this process take turns (first come, first served), and take the write lock
-            # up front, since SQLite cannot upgrade a read transaction under contention.
-            turns.acquire()
-            conn.info["audience_turn"] = True
-            try:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            except Exception:
-                conn.info.pop("audience_turn", None)
-                turns.release()
-                raise
 
-        def _end(conn: Connection):
-            if conn.info.pop("audience_turn", None):
-                turns.release()
+def _sqlite_engine(url: str, **kwargs) -> Engine:
+    engine = sa.create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 60}, **kwargs
+    )
+    event.listen(engine, "connect", _sqlite_connected)
+    _take_turns(engine)
+    return engine
 
-        event.listen(engine, "commit", _end)
-        event.listen(engine, "rollback", _end)
-        return engine
+
+def _take_turns(engine: Engine) -> None:
+    """SQLite has one writer and its busy handler is not fair: a job committing chunk after
+    chunk would starve a cancel or a status read. Transactions of this process take turns
+    (first come, first served), and take the write lock up front, since SQLite cannot
+    upgrade a read transaction under contention."""
+    turns = FairLock()
+
+    def begin(conn: Connection):
+        turns.acquire()
+        conn.info["audience_turn"] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except Exception:
+            conn.info.pop("audience_turn", None)
+            turns.release()
+            raise
+
+    def end(conn: Connection):
+        if conn.info.pop("audience_turn", None):
+            turns.release()
+
+    event.listen(engine, "begin", begin)
+    event.listen(engine, "commit", end)
+    event.listen(engine, "rollback", end)
+
+
+def _postgres_engine(url: str, **kwargs) -> Engine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)
