@@ -48,10 +48,9 @@ class RunContext:
 
 
 class ActionHandler:
-    """An action at work. `type` and `model` are set by `handles`."""
+    """An action at work; `handles` binds it to its model and sets `type`."""
 
     type: ClassVar[str]
-    model: ClassVar[type["ActionModel"]]
 
     def __init__(self, action: Any):
         self.action = action
@@ -97,7 +96,6 @@ def handles(model: type[ActionModel]) -> Callable[[H], H]:
     with its code (`schemas.ACTION_MODELS` lists the models)."""
 
     def bind(handler: H) -> H:
-        handler.model = model
         handler.type = model.action_type()
         model.handler = handler
         return handler
