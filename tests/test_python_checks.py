@@ -5,8 +5,8 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.actions import python_checks
-from app.actions.python_checks import email_is_valid, sex_of
+from app.actions import checks as python_checks
+from app.actions.checks import email_is_valid, sex_of
 
 NAMES = {
     # Polish

@@ -1,33 +1,41 @@
-"""The action catalogue. Each action is a small handler in one of these modules:
-flags (columns), links (tags, owners, groups, funnels, details), generated (coupons,
-links), python_checks (sex, e-mail syntax), rules (run_rule)."""
+"""The action catalogue: one module per family, each holding its pydantic models and their
+handlers side by side (columns, tags, owners, groups, funnels, details, coupons,
+personal_links, checks, run_rule). `schemas.ACTION_MODELS` lists them; base.py says what
+a handler is."""
 
 from sqlalchemy.engine import Connection
 
-from app.actions import flags, generated, links, python_checks, rules  # noqa: F401 - register
-from app.actions.base import REGISTRY, ActionHandler, RunContext
+from app.actions.base import ActionHandler, ActionModel, ResolveContext, RunContext
+from app.actions.schemas import ACTION_MODELS, Action, ActionList
 
 
 def prepare(
     conn: Connection,
     account_id: int,
-    actions: list,
+    actions: list[ActionModel],
     prefix: str = "actions",
     *,
     create: bool,
-    stack: tuple = (),
+    stack: tuple[int, ...] = (),
 ) -> list[ActionHandler]:
-    """Handlers for an action list, resolved (422 for what must exist but does not)."""
+    """Handlers for an action list, resolved (422 for what must exist but does not).
+    `stack`: the rules whose action lists hold this one (run_rule refuses a loop)."""
     handlers = []
     for i, action in enumerate(actions):
-        handler = REGISTRY[action.type](action)
+        handler = type(action).handler(action)
         path = f"{prefix}[{i}]"
-        if action.type == "run_rule":
-            handler.resolve(conn, account_id, path, create=create, stack=stack)
-        else:
-            handler.resolve(conn, account_id, path, create=create)
+        handler.resolve(ResolveContext(conn, account_id, path, create=create, rule_stack=stack))
         handlers.append(handler)
     return handlers
 
 
-__all__ = ["REGISTRY", "ActionHandler", "RunContext", "prepare"]
+__all__ = [
+    "ACTION_MODELS",
+    "Action",
+    "ActionHandler",
+    "ActionList",
+    "ActionModel",
+    "ResolveContext",
+    "RunContext",
+    "prepare",
+]

@@ -1,23 +1,39 @@
-"""What every action is: resolve (at submit and at job start), apply to one chunk,
-and count what it would change (dry run).
+"""What every action is: a pydantic model (what the client sends) bound to a handler that
+resolves it (at submit and at job start), applies it to one chunk, and counts what it
+would change (dry run).
 
 `apply` is set-based and returns the ids of the contacts it actually changed, so a job
 counts `affected` exactly and `run_rule` can union what its actions changed.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, get_args
 
 import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from app import tables as t
 from app.config import Settings
-from app.db import in_ids
+from app.db import in_ids, insert_rows
 
 c = t.contacts
+
+
+@dataclass(frozen=True)
+class ResolveContext:
+    """Where an action is resolved: `path` for its 422s; `create` (job start) makes what the
+    action creates when missing, without it (submit, dry run, rule save) names are only
+    looked up; `rule_stack` holds the rules whose lists enclose it, so run_rule refuses loops."""
+
+    conn: Connection
+    account_id: int
+    path: str
+    create: bool
+    rule_stack: tuple[int, ...] = ()
 
 
 @dataclass
@@ -32,16 +48,16 @@ class RunContext:
 
 
 class ActionHandler:
+    """An action at work; `handles` binds it to its model and sets `type`."""
+
     type: ClassVar[str]
-    # Produces output rows (coupons, links) listed by GET /v1/jobs/{id}/output.
-    has_output: ClassVar[bool] = False
 
     def __init__(self, action: Any):
         self.action = action
 
-    def resolve(self, conn: Connection, account_id: int, path: str, *, create: bool) -> None:
+    def resolve(self, ctx: ResolveContext) -> None:
         """Look up what the action names; raise Invalid (422) for what must exist.
-        With `create`, create what the action creates when missing (tags, groups, users)."""
+        With `ctx.create`, create what the action creates when missing (tags, groups, users)."""
 
     def changes(self, rc: RunContext) -> ColumnElement[bool] | None:
         """A predicate over `contacts`: this contact would change. None when only Python
@@ -59,20 +75,32 @@ class ActionHandler:
         ).scalar_one()
 
 
-class ColumnUpdate(ActionHandler):
-    """An action that sets contact columns where they differ."""
+class ActionModel(BaseModel):
+    """One action of a list, as the client sends it. Subclasses declare
+    `type: Literal["…"]`, their tag in the `Action` union, and get `handler` from `handles`."""
 
-    def values(self, rc: RunContext) -> dict[str, Any]:
-        raise NotImplementedError
+    model_config = ConfigDict(extra="forbid")
 
-    def apply(self, rc: RunContext, ids: list[int]) -> set[int]:
-        stmt = (
-            sa.update(c)
-            .where(c.c.account_id == rc.account_id, in_ids(rc.conn, c.c.id, ids), self.changes(rc))
-            .values(**self.values(rc), updated_at=rc.now)
-            .returning(c.c.id)
-        )
-        return set(rc.conn.execute(stmt).scalars())
+    handler: ClassVar[type[ActionHandler]]
+
+    @classmethod
+    def action_type(cls) -> str:
+        return get_args(cls.model_fields["type"].annotation)[0]
+
+
+H = TypeVar("H", bound=type[ActionHandler])
+
+
+def handles(model: type[ActionModel]) -> Callable[[H], H]:
+    """Bind a handler class to the model it runs: the one place an action's type is paired
+    with its code (`schemas.ACTION_MODELS` lists the models)."""
+
+    def bind(handler: H) -> H:
+        handler.type = model.action_type()
+        model.handler = handler
+        return handler
+
+    return bind
 
 
 def chunk_contacts(rc: RunContext, ids: list[int]) -> sa.Select:
@@ -80,9 +108,10 @@ def chunk_contacts(rc: RunContext, ids: list[int]) -> sa.Select:
     return sa.select(c.c.id).where(c.c.account_id == rc.account_id, in_ids(rc.conn, c.c.id, ids))
 
 
-REGISTRY: dict[str, type[ActionHandler]] = {}
-
-
-def register(cls: type[ActionHandler]) -> type[ActionHandler]:
-    REGISTRY[cls.type] = cls
-    return cls
+def record_output(rc: RunContext, values: dict[int, str]) -> None:
+    """One row per contact (a coupon, a link), listed by GET /v1/jobs/{id}/output."""
+    if rc.job_id is None or not values:
+        return
+    rows = [{"contact_id": cid, "value": v} for cid, v in values.items()]
+    constants = {"job_id": rc.job_id, "position": rc.position}
+    rc.conn.execute(insert_rows(rc.conn, t.job_output, rows, constants).on_conflict_do_nothing())

@@ -1,190 +1,56 @@
-"""The action list: one pydantic model per action type, a discriminated union on `type`."""
+"""The action list as the API takes it: every family's model in one discriminated union on
+`type`. `ACTION_MODELS` is the one registry: each model carries its handler (`handles`)."""
 
-import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Union
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    StrictBool,
-    StringConstraints,
-    Tag,
-    field_validator,
+from pydantic import Discriminator, Field, Tag
+
+from app.actions import (
+    checks,
+    columns,
+    coupons,
+    details,
+    funnels,
+    groups,
+    owners,
+    personal_links,
+    run_rule,
+    tags,
 )
+from app.actions.base import ActionModel
 
-from app.contacts.schemas import Email, StateField
-from app.names import Name
-from app.types import Id, Int64, integer, text
-
-# What the schema documents and the validator enforces (with friendlier messages).
-URL_TEMPLATE = re.compile(r"^https?://[!-~]*\{token\}[!-~]*$")
-
-
-class _Action(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SetEmailOptIn(_Action):
-    type: Literal["set_email_opt_in"]
-    value: StrictBool
-
-
-class SetPhoneOptIn(_Action):
-    type: Literal["set_phone_opt_in"]
-    value: StrictBool
-
-
-class SetEmailValid(_Action):
-    type: Literal["set_email_valid"]
-    value: StrictBool
-
-
-class AddOwner(_Action):
-    type: Literal["add_owner"]
-    owner: Email
-
-
-class RemoveOwner(_Action):
-    type: Literal["remove_owner"]
-    owner: Email
-
-
-class RunRule(_Action):
-    type: Literal["run_rule"]
-    rule: Id
-    check_condition: StrictBool = False
-
-
-class SetFunnelStage(_Action):
-    type: Literal["set_funnel_stage"]
-    funnel: Name
-    stage: Name
-
-
-class RemoveFromFunnel(_Action):
-    type: Literal["remove_from_funnel"]
-    funnel: Name
-
-
-class Delete(_Action):
-    type: Literal["delete"]
-
-
-class Undelete(_Action):
-    type: Literal["undelete"]
-
-
-class AddTags(_Action):
-    type: Literal["add_tags"]
-    tags: list[Name] = Field(min_length=1, max_length=1000)
-
-
-class RemoveTags(_Action):
-    type: Literal["remove_tags"]
-    tags: list[Name] = Field(min_length=1, max_length=1000)
-
-
-class GenerateCoupons(_Action):
-    type: Literal["generate_coupons"]
-    name: Name
-    length: integer(ge=5, le=64)
-    valid_days: integer(ge=1, le=36_500) | None = None
-
-
-class IdentifySex(_Action):
-    type: Literal["identify_sex"]
-    overwrite: StrictBool = False
-
-
-class SetState(_Action):
-    type: Literal["set_state"]
-    state: StateField
-
-
-class InvalidateBadEmails(_Action):
-    type: Literal["invalidate_bad_emails"]
-
-
-class SetDetail(_Action):
-    type: Literal["set_detail"]
-    name: text(255, min_length=1)
-    value: text(10_000)
-
-
-class DeleteDetail(_Action):
-    type: Literal["delete_detail"]
-    name: text(255, min_length=1)
-
-
-class GenerateLinks(_Action):
-    type: Literal["generate_links"]
-    url: Annotated[
-        str,
-        StringConstraints(max_length=2000),
-        Field(
-            json_schema_extra={"pattern": URL_TEMPLATE.pattern},
-            description="an http(s) URL in printable ASCII (percent-encode the rest) "
-            "with {token} where each contact's token goes",
-        ),
-    ]
-
-    @field_validator("url")
-    @classmethod
-    def _template(cls, v: str) -> str:
-        if not (v.startswith("https://") or v.startswith("http://")):
-            raise ValueError("must be an http(s) URL")
-        if "{token}" not in v:
-            raise ValueError("must contain {token}")
-        if not URL_TEMPLATE.match(v):
-            raise ValueError("must be printable ASCII: no white space or control characters")
-        return v
-
-
-class AddToGroup(_Action):
-    type: Literal["add_to_group"]
-    group: Name
-
-
-class RemoveFromGroup(_Action):
-    type: Literal["remove_from_group"]
-    group: Name
-
-
-class SetScore(_Action):
-    type: Literal["set_score"]
-    mode: Literal["set", "add"] = "set"
-    value: Int64
-
-
-ACTION_MODELS: dict[str, type[_Action]] = {
-    m.model_fields["type"].annotation.__args__[0]: m
+# In the order OpenAPI lists them (the union's members are visible there).
+ACTION_MODELS: dict[str, type[ActionModel]] = {
+    m.action_type(): m
     for m in (
-        SetEmailOptIn,
-        SetPhoneOptIn,
-        SetEmailValid,
-        AddOwner,
-        RemoveOwner,
-        RunRule,
-        SetFunnelStage,
-        RemoveFromFunnel,
-        Delete,
-        Undelete,
-        AddTags,
-        RemoveTags,
-        GenerateCoupons,
-        IdentifySex,
-        SetState,
-        InvalidateBadEmails,
-        SetDetail,
-        DeleteDetail,
-        GenerateLinks,
-        AddToGroup,
-        RemoveFromGroup,
-        SetScore,
+        columns.SetEmailOptIn,
+        columns.SetPhoneOptIn,
+        columns.SetEmailValid,
+        owners.AddOwner,
+        owners.RemoveOwner,
+        run_rule.RunRule,
+        funnels.SetFunnelStage,
+        funnels.RemoveFromFunnel,
+        columns.Delete,
+        columns.Undelete,
+        tags.AddTags,
+        tags.RemoveTags,
+        coupons.GenerateCoupons,
+        checks.IdentifySex,
+        columns.SetState,
+        checks.InvalidateBadEmails,
+        details.SetDetail,
+        details.DeleteDetail,
+        personal_links.GenerateLinks,
+        groups.AddToGroup,
+        groups.RemoveFromGroup,
+        columns.SetScore,
     )
 }
+
+_unbound = [m.__name__ for m in ACTION_MODELS.values() if "handler" not in vars(m)]
+if _unbound:
+    raise TypeError(f"actions without a handler (bind one with @handles): {_unbound}")
 
 
 def _action_kind(value) -> str | None:

@@ -3,11 +3,13 @@ Each streams the chunk's values through the library and writes back set-based.""
 
 import re
 from functools import lru_cache
+from typing import Literal
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
+from pydantic import StrictBool
 
-from app.actions.base import ActionHandler, RunContext, c, register
+from app.actions.base import ActionHandler, ActionModel, RunContext, c, handles
 from app.db import in_ids, in_values
 
 STREAM = 5000
@@ -72,17 +74,20 @@ def email_is_valid(email: str) -> bool:
     return True
 
 
-@register
-class IdentifySex(ActionHandler):
-    type = "identify_sex"
+class IdentifySex(ActionModel):
+    type: Literal["identify_sex"]
+    overwrite: StrictBool = False
 
+
+@handles(IdentifySex)
+class IdentifySexHandler(ActionHandler):
     def _candidates(self):
         where = [c.c.first_name.is_not(None), c.c.first_name != ""]
         if not self.action.overwrite:
             where.append(c.c.sex == "unknown")
         return where
 
-    def apply(self, rc, ids):
+    def apply(self, rc: RunContext, ids: list[int]) -> set[int]:
         rows = rc.conn.execute(
             sa.select(c.c.first_name)
             .distinct()
@@ -114,7 +119,7 @@ class IdentifySex(ActionHandler):
             changed |= set(rc.conn.execute(stmt).scalars())
         return changed
 
-    def would_change(self, rc, members):
+    def would_change(self, rc: RunContext, members: sa.Select) -> int:
         rows = rc.conn.execution_options(yield_per=STREAM).execute(
             sa.select(c.c.first_name, c.c.sex, sa.func.count())
             .where(c.c.id.in_(members), *self._candidates())
@@ -123,13 +128,15 @@ class IdentifySex(ActionHandler):
         return sum(n for name, sex, n in rows if (s := sex_of(name)) and s != sex)
 
 
-@register
-class InvalidateBadEmails(ActionHandler):
+class InvalidateBadEmails(ActionModel):
+    type: Literal["invalidate_bad_emails"]
+
+
+@handles(InvalidateBadEmails)
+class InvalidateBadEmailsHandler(ActionHandler):
     """email_valid = false where the address fails a full syntax check (no DNS)."""
 
-    type = "invalidate_bad_emails"
-
-    def apply(self, rc, ids):
+    def apply(self, rc: RunContext, ids: list[int]) -> set[int]:
         rows = rc.conn.execute(
             sa.select(c.c.id, c.c.email).where(
                 c.c.account_id == rc.account_id,
@@ -148,7 +155,7 @@ class InvalidateBadEmails(ActionHandler):
         )
         return set(rc.conn.execute(stmt).scalars())
 
-    def would_change(self, rc: RunContext, members):
+    def would_change(self, rc: RunContext, members: sa.Select) -> int:
         rows = (
             rc.conn.execution_options(yield_per=STREAM)
             .execute(

@@ -1,0 +1,132 @@
+"""Contact columns: opt-ins, validity, state, score, soft delete."""
+
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pydantic import StrictBool
+
+from app.actions.base import ActionHandler, ActionModel, RunContext, c, handles
+from app.contacts.schemas import StateField
+from app.db import in_ids
+from app.types import Int64
+
+
+class ColumnUpdate(ActionHandler):
+    """An action that sets contact columns where they differ."""
+
+    def values(self, rc: RunContext) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def apply(self, rc: RunContext, ids: list[int]) -> set[int]:
+        stmt = (
+            sa.update(c)
+            .where(c.c.account_id == rc.account_id, in_ids(rc.conn, c.c.id, ids), self.changes(rc))
+            .values(**self.values(rc), updated_at=rc.now)
+            .returning(c.c.id)
+        )
+        return set(rc.conn.execute(stmt).scalars())
+
+
+class SetColumn(ColumnUpdate):
+    """One column to one value (the action's `value` unless `target` says otherwise)."""
+
+    column: str
+
+    def target(self) -> Any:
+        return self.action.value
+
+    def values(self, rc: RunContext) -> dict[str, Any]:
+        return {self.column: self.target()}
+
+    def changes(self, rc: RunContext):
+        return c.c[self.column] != self.target()
+
+
+class SetEmailOptIn(ActionModel):
+    type: Literal["set_email_opt_in"]
+    value: StrictBool
+
+
+@handles(SetEmailOptIn)
+class SetEmailOptInHandler(SetColumn):
+    column = "email_opt_in"
+
+
+class SetPhoneOptIn(ActionModel):
+    type: Literal["set_phone_opt_in"]
+    value: StrictBool
+
+
+@handles(SetPhoneOptIn)
+class SetPhoneOptInHandler(SetColumn):
+    column = "phone_opt_in"
+
+
+class SetEmailValid(ActionModel):
+    type: Literal["set_email_valid"]
+    value: StrictBool
+
+
+@handles(SetEmailValid)
+class SetEmailValidHandler(SetColumn):
+    column = "email_valid"
+
+
+class SetState(ActionModel):
+    type: Literal["set_state"]
+    state: StateField
+
+
+@handles(SetState)
+class SetStateHandler(SetColumn):
+    column = "state"
+
+    def target(self) -> Any:
+        return str(
+            self.action.state.value if hasattr(self.action.state, "value") else self.action.state
+        )
+
+
+class Delete(ActionModel):
+    type: Literal["delete"]
+
+
+@handles(Delete)
+class DeleteHandler(SetColumn):
+    column = "deleted"
+
+    def target(self) -> Any:
+        return True
+
+
+class Undelete(ActionModel):
+    type: Literal["undelete"]
+
+
+@handles(Undelete)
+class UndeleteHandler(SetColumn):
+    column = "deleted"
+
+    def target(self) -> Any:
+        return False
+
+
+class SetScore(ActionModel):
+    type: Literal["set_score"]
+    mode: Literal["set", "add"] = "set"
+    value: Int64
+
+
+@handles(SetScore)
+class SetScoreHandler(ColumnUpdate):
+    """`set` replaces the score (as SALESmanago does); `add` adds to it."""
+
+    def values(self, rc: RunContext) -> dict[str, Any]:
+        if self.action.mode == "add":
+            return {"score": c.c.score + self.action.value}
+        return {"score": self.action.value}
+
+    def changes(self, rc: RunContext):
+        if self.action.mode == "add":
+            return sa.true() if self.action.value != 0 else sa.false()
+        return c.c.score != self.action.value

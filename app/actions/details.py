@@ -1,0 +1,73 @@
+"""Details: free-form name → value pairs on a contact."""
+
+from typing import Literal
+
+import sqlalchemy as sa
+
+from app import tables as t
+from app.actions.base import ActionHandler, ActionModel, RunContext, c, chunk_contacts, handles
+from app.db import dialect_insert, in_ids
+from app.types import text
+
+
+class SetDetail(ActionModel):
+    type: Literal["set_detail"]
+    name: text(255, min_length=1)
+    value: text(10_000)
+
+
+@handles(SetDetail)
+class SetDetailHandler(ActionHandler):
+    def changes(self, rc: RunContext):
+        cd = t.contact_details
+        return sa.not_(
+            sa.exists().where(
+                cd.c.contact_id == c.c.id,
+                cd.c.name == self.action.name,
+                cd.c.value == self.action.value,
+            )
+        )
+
+    def apply(self, rc: RunContext, ids: list[int]) -> set[int]:
+        cd = t.contact_details
+        chunk = chunk_contacts(rc, ids).subquery()
+        source = sa.select(
+            chunk.c.id,
+            sa.literal(self.action.name),
+            sa.literal(self.action.value),
+            sa.literal(rc.account_id),
+        ).where(sa.true())  # SQLite parses INSERT … SELECT … ON CONFLICT only with a WHERE
+        ins = dialect_insert(rc.conn, cd).from_select(
+            ["contact_id", "name", "value", "account_id"], source
+        )
+        stmt = ins.on_conflict_do_update(
+            index_elements=["contact_id", "name"],
+            set_={"value": ins.excluded.value},
+            where=cd.c.value != ins.excluded.value,
+        ).returning(cd.c.contact_id)
+        return set(rc.conn.execute(stmt).scalars())
+
+
+class DeleteDetail(ActionModel):
+    type: Literal["delete_detail"]
+    name: text(255, min_length=1)
+
+
+@handles(DeleteDetail)
+class DeleteDetailHandler(ActionHandler):
+    def changes(self, rc: RunContext):
+        cd = t.contact_details
+        return sa.exists().where(cd.c.contact_id == c.c.id, cd.c.name == self.action.name)
+
+    def apply(self, rc: RunContext, ids: list[int]) -> set[int]:
+        cd = t.contact_details
+        stmt = (
+            sa.delete(cd)
+            .where(
+                cd.c.account_id == rc.account_id,
+                in_ids(rc.conn, cd.c.contact_id, ids),
+                cd.c.name == self.action.name,
+            )
+            .returning(cd.c.contact_id)
+        )
+        return set(rc.conn.execute(stmt).scalars())

@@ -1,0 +1,43 @@
+"""Groups: add defined addressees (the group is created at job start when missing), remove."""
+
+from typing import Literal
+
+from app import tables as t
+from app.actions.base import ActionModel, ResolveContext, handles
+from app.actions.relations import AddRelation, RemoveRelation, find_id
+from app.contacts.service import ensure_named
+from app.names import Name, name_key
+
+
+class AddToGroup(ActionModel):
+    type: Literal["add_to_group"]
+    group: Name
+
+
+@handles(AddToGroup)
+class AddToGroupHandler(AddRelation):
+    table = t.group_members
+    thing_column = "group_id"
+
+    def resolve(self, ctx: ResolveContext) -> None:
+        group = self.action.group
+        key = name_key(group)
+        if ctx.create:
+            self.thing_id = ensure_named(ctx.conn, t.groups, ctx.account_id, [group])[key]
+        else:
+            self.thing_id = find_id(ctx.conn, t.groups, ctx.account_id, "name_key", key)
+
+
+class RemoveFromGroup(ActionModel):
+    type: Literal["remove_from_group"]
+    group: Name
+
+
+@handles(RemoveFromGroup)
+class RemoveFromGroupHandler(RemoveRelation):
+    table = t.group_members
+    thing_column = "group_id"
+
+    def resolve(self, ctx: ResolveContext) -> None:
+        key = name_key(self.action.group)
+        self.thing_id = find_id(ctx.conn, t.groups, ctx.account_id, "name_key", key)

@@ -1,0 +1,75 @@
+"""Personal links: a URL per contact with a token of its own, listed by the job's output."""
+
+import base64
+import hashlib
+import hmac
+import re
+from typing import Annotated, Literal
+
+import sqlalchemy as sa
+from pydantic import Field, StringConstraints, field_validator
+
+from app import tables as t
+from app.actions.base import (
+    ActionHandler,
+    ActionModel,
+    RunContext,
+    chunk_contacts,
+    handles,
+    record_output,
+)
+from app.db import insert_rows
+
+# What the schema documents and the validator enforces (with friendlier messages).
+URL_TEMPLATE = re.compile(r"^https?://[!-~]*\{token\}[!-~]*$")
+
+
+class GenerateLinks(ActionModel):
+    type: Literal["generate_links"]
+    url: Annotated[
+        str,
+        StringConstraints(max_length=2000),
+        Field(
+            json_schema_extra={"pattern": URL_TEMPLATE.pattern},
+            description="an http(s) URL in printable ASCII (percent-encode the rest) "
+            "with {token} where each contact's token goes",
+        ),
+    ]
+
+    @field_validator("url")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        if not (v.startswith("https://") or v.startswith("http://")):
+            raise ValueError("must be an http(s) URL")
+        if "{token}" not in v:
+            raise ValueError("must contain {token}")
+        if not URL_TEMPLATE.match(v):
+            raise ValueError("must be printable ASCII: no white space or control characters")
+        return v
+
+
+def link_token(secret: str, account_id: int, contact_id: int, job_id: int | None) -> str:
+    """HMAC of (account, contact, job): stable on retry, verifiable, not guessable."""
+    mac = hmac.new(
+        secret.encode(), f"{account_id}:{contact_id}:{job_id}".encode(), hashlib.sha256
+    ).digest()
+    return base64.urlsafe_b64encode(mac[:24]).decode().rstrip("=")
+
+
+@handles(GenerateLinks)
+class GenerateLinksHandler(ActionHandler):
+    def changes(self, rc: RunContext):
+        return sa.true()
+
+    def apply(self, rc: RunContext, ids: list[int]) -> set[int]:
+        contacts = list(rc.conn.execute(chunk_contacts(rc, ids)).scalars())
+        if not contacts:
+            return set()
+        secret = rc.settings.link_secret
+        tokens = {cid: link_token(secret, rc.account_id, cid, rc.job_id) for cid in contacts}
+        urls = {cid: self.action.url.replace("{token}", tok) for cid, tok in tokens.items()}
+        rows = [{"contact_id": cid, "token": tok, "url": urls[cid]} for cid, tok in tokens.items()]
+        constants = {"account_id": rc.account_id, "job_id": rc.job_id, "created_at": rc.now}
+        rc.conn.execute(insert_rows(rc.conn, t.links, rows, constants).on_conflict_do_nothing())
+        record_output(rc, urls)
+        return set(contacts)
