@@ -190,6 +190,7 @@ def output_batch(
 
 
 def load(conn: Connection, job_id: int) -> Row:
+    """The whole jobs row, whatever its account (the runner acts for every account)."""
     return conn.execute(sa.select(j).where(j.c.id == job_id)).one()
 
 
