@@ -135,7 +135,7 @@ def doctor(
     from datetime import timedelta
 
     from app.db import make_engine
-    from app.jobs.service import job_problems
+    from app.jobs.repository import job_problems
 
     settings = _settings()
     url = settings.database_url
@@ -187,14 +187,14 @@ def _redacted(url: str) -> str:
 
 
 def _check_database(engine, url: str) -> dict:
-    import sqlalchemy as sa
+    from app.jobs.repository import ping
 
     database = engine.url.database
     if _is_sqlite(url) and database and database != ":memory:" and not Path(database).exists():
         return {"ok": False, "detail": f"{_redacted(url)}: no such file"}  # never create it
     try:
         with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+            ping(conn)
         return {"ok": True, "detail": _redacted(url)}
     except Exception as exc:  # noqa: BLE001 - any failure means "unreachable"
         return {"ok": False, "detail": f"{_redacted(url)}: {_one_line(exc)}"}

@@ -15,7 +15,7 @@ from app.api import catalog, contacts, health, jobs, personal_links, rules, sele
 from app.api.deps import known_query
 from app.config import Settings, get_settings
 from app.db import make_engine
-from app.jobs.runner import make_runner
+from app.jobs.transports import make_runner
 
 log = logs.get("audience.http")
 

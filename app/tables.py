@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 
+from app.jobs.state import FINISHED
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",
@@ -323,10 +325,12 @@ links = sa.Table(
 
 # --- the job engine -------------------------------------------------------------------
 
-FINISHED = ("succeeded", "cancelled", "failed")
 # snapshot_taken: the job's members are in job_members. A finished job's are deleted in
-# the background (app.jobs.service.purge_snapshots), which sets it back to false.
-SNAPSHOT_TO_PURGE = "snapshot_taken AND status IN ('succeeded', 'cancelled', 'failed')"
+# the background (app.jobs.repository.purge_snapshot), which sets it back to false.
+# Its text is migration 0001's, to the character (tests/unit/test_job_state.py).
+SNAPSHOT_TO_PURGE = "snapshot_taken AND status IN ({})".format(
+    ", ".join(f"'{status}'" for status in FINISHED)
+)
 
 jobs = sa.Table(
     "jobs",

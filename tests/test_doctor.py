@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from app import tables as t
 from app.cli import app as cli
 from app.config import get_settings
-from app.jobs import engine as job_engine
+from app.jobs import runner as job_runner
 from app.migrate import alembic_config, upgrade
 from tests.conftest import Scoped, make_settings
 
@@ -147,7 +147,7 @@ def test_database_outage_past_the_retries_leaves_the_job_to_its_lease(
         json={"selection": {}, "actions": [{"type": "set_score", "mode": "add", "value": 1}]},
     ).json()["id"]
     settings = make_settings(db_url, job_chunk_size=1, job_lease_s=0.2)
-    chunk = job_engine._chunk
+    chunk = job_runner._chunk
     calls = {"n": 0, "down": True}
 
     def flaky_chunk(conn, *args, **kwargs):
@@ -157,9 +157,9 @@ def test_database_outage_past_the_retries_leaves_the_job_to_its_lease(
             raise sa.exc.OperationalError("UPDATE …", {}, orig, connection_invalidated=True)
         return chunk(conn, *args, **kwargs)
 
-    monkeypatch.setattr(job_engine, "_chunk", flaky_chunk)
-    monkeypatch.setattr(job_engine, "MAX_CHUNK_RETRIES", 2)
-    assert job_engine.run_job(engine, job_id, settings) == "interrupted"
+    monkeypatch.setattr(job_runner, "_chunk", flaky_chunk)
+    monkeypatch.setattr(job_runner, "MAX_CHUNK_RETRIES", 2)
+    assert job_runner.run_job(engine, job_id, settings) == "interrupted"
     job = client.get(f"/v1/jobs/{job_id}").json()
     assert job["status"] == "running" and job["error"] is None, job  # not failed
     assert job["processed"] == 1 and job["attempts"] == 1
@@ -170,7 +170,7 @@ def test_database_outage_past_the_retries_leaves_the_job_to_its_lease(
     assert code == 1 and job_id in stuck
 
     calls["down"] = False  # the database is back; the lease has expired: claimed again
-    assert job_engine.run_job(engine, job_id, settings) == "succeeded"
+    assert job_runner.run_job(engine, job_id, settings) == "succeeded"
     job = client.get(f"/v1/jobs/{job_id}").json()
     assert job["status"] == "succeeded" and job["attempts"] == 2
     assert job["processed"] == job["total"] == job["actions"][0]["affected"] == 3

@@ -232,9 +232,9 @@ def test_action_on_a_retried_chunk(client, people, actions, affected, check, mon
     would) and is retried: the result and `affected` are those of one clean run."""
     from sqlalchemy.exc import OperationalError
 
-    from app.jobs import engine as job_engine
+    from app.jobs import runner as job_runner
 
-    real, failed = job_engine._chunk, set()
+    real, failed = job_runner._chunk, set()
 
     def fails_once(conn, row, handlers, settings, owner, size):
         outcome = real(conn, row, handlers, settings, owner, size)
@@ -243,7 +243,7 @@ def test_action_on_a_retried_chunk(client, people, actions, affected, check, mon
             raise OperationalError("chunk", {}, Exception("database is locked (injected)"))
         return outcome
 
-    monkeypatch.setattr(job_engine, "_chunk", fails_once)
+    monkeypatch.setattr(job_runner, "_chunk", fails_once)
     job = client.run({}, actions)
     assert job["status"] == "succeeded", job
     assert failed, "no chunk was retried"
@@ -576,7 +576,7 @@ def test_other_account_cannot_touch_jobs(api, engine, client, people):
 def test_dead_worker_job_resumes_exactly_once(client, engine, api):
     """A worker dies after two committed chunks; the runner resumes after the last
     committed chunk and no contact is changed twice."""
-    from app.jobs import engine as job_engine
+    from app.jobs import runner as job_runner
 
     client.load(*({"email": f"r{i}@x.com"} for i in range(100)))
     job_id = client.post(
@@ -604,15 +604,13 @@ def test_dead_worker_job_resumes_exactly_once(client, engine, api):
     settings = api.app.state.settings
     with engine.begin() as conn:
         row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).one()
-    job_engine._snapshot(engine, row, "dead")
+    job_runner._snapshot(engine, row, "dead")
     with engine.begin() as conn:
         row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).one()
-        handlers = job_engine.prepare(
-            conn, row.account_id, job_engine.ACTIONS.validate_python(row.actions), create=True
-        )
+    handlers = job_runner._handlers(engine, row)
     for _ in range(2):
-        job_engine._with_retries(
-            engine, lambda conn: job_engine._chunk(conn, row, handlers, settings, "dead", 7)
+        job_runner._with_retries(
+            engine, lambda conn: job_runner._chunk(conn, row, handlers, settings, "dead", 7)
         )
     assert client.count({"filter": {"field": "score", "op": "eq", "value": 1}}) == 14
     with engine.begin() as conn:  # the worker is gone: its lease expires
@@ -683,7 +681,7 @@ def test_chunks_past_the_databases_parameter_limits(solo_app, engine):
 def test_finished_jobs_snapshots_are_purged(client, engine):
     """A finished job's members are deleted in the background, a batch at a time; its
     counters and output stay."""
-    from app.jobs.service import purge_snapshot
+    from app.jobs.repository import purge_snapshot
 
     client.load(*({"email": f"p{i}@x.com"} for i in range(30)))
     job = client.run({}, [{"type": "generate_coupons", "name": "P", "length": 8}])

@@ -1,8 +1,7 @@
-import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.jobs.service import stuck_jobs
+from app.jobs import repository
 
 router = APIRouter(tags=["health"])
 
@@ -23,9 +22,9 @@ def readyz(request: Request):
     jobs: dict[str, int] = {}
     try:
         with request.app.state.engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+            repository.ping(conn)
             checks["database"] = "ok"
-            jobs["stuck"] = stuck_jobs(conn)
+            jobs["stuck"] = repository.stuck_jobs(conn)
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
         checks.setdefault("database", f"error: {type(exc).__name__}")
     runner = request.app.state.runner

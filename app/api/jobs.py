@@ -1,10 +1,16 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from app.api.deps import AccountDep, EngineDep, ReadRetryingRoute, SettingsDep
+from app.api.deps import (
+    AccountDep,
+    EngineDep,
+    ReadConn,
+    ReadRetryingRoute,
+    SettingsDep,
+    WriteConn,
+)
 from app.errors import RESPONSES, ErrorBody
 from app.jobs import service
 from app.jobs.schemas import DryRun, Job, JobIn, JobPage
@@ -33,59 +39,47 @@ router = APIRouter(
         },
     },
 )
-async def submit_job(
+def submit_job(
     body: JobIn,
     request: Request,
+    background: BackgroundTasks,
     account_id: AccountDep,
-    engine: EngineDep,
+    conn: WriteConn,
     settings: SettingsDep,
     dry_run: Annotated[bool, Query(description="count what each action would change")] = False,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ):
     """Run an action list on a selection as a job (202), or count its effect (dry_run)."""
     if dry_run:
-
-        def count() -> dict:
-            with engine.begin() as conn:
-                return service.dry_run(conn, account_id, body, settings)
-
-        return JSONResponse(DryRun(**await run_in_threadpool(count)).model_dump(mode="json"))
-
-    def create() -> tuple[dict, bool]:
-        with engine.begin() as conn:
-            job_id, created = service.submit(conn, account_id, body, idempotency_key)
-        with engine.connect() as conn:
-            return service.get_job(conn, account_id, job_id), created
-
-    job, created = await run_in_threadpool(create)
-    if created:  # enqueue only after the row is committed
-        await request.app.state.runner.enqueue(job["id"], body.run_at)
-    return JSONResponse(Job(**job).model_dump(mode="json"), status_code=202)
+        counted = service.dry_run(conn, account_id, body, settings)
+        return JSONResponse(DryRun(**counted).model_dump(mode="json"))
+    job_id, created = service.submit(conn, account_id, body, idempotency_key)
+    if created:  # a background task runs after the response, so after the commit
+        background.add_task(request.app.state.runner.enqueue, job_id, body.run_at)
+    job = Job(**service.get_job(conn, account_id, job_id))
+    return JSONResponse(job.model_dump(mode="json"), status_code=202)
 
 
 @router.get("", operation_id="list_jobs", response_model=JobPage)
 def list_jobs(
     account_id: AccountDep,
-    engine: EngineDep,
+    conn: ReadConn,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[int | None, Query(ge=1, description="a job id: older jobs only")] = None,
 ) -> dict:
     """The account's jobs, newest first."""
-    with engine.connect() as conn:
-        return service.list_jobs(conn, account_id, limit, before)
+    return service.list_jobs(conn, account_id, limit, before)
 
 
 @router.get("/{job_id}", operation_id="get_job", response_model=Job)
-def get_job(job_id: PathId, account_id: AccountDep, engine: EngineDep) -> dict:
-    with engine.connect() as conn:
-        return service.get_job(conn, account_id, job_id)
+def get_job(job_id: PathId, account_id: AccountDep, conn: ReadConn) -> dict:
+    return service.get_job(conn, account_id, job_id)
 
 
 @router.post("/{job_id}/cancel", operation_id="cancel_job", response_model=Job)
-def cancel_job(job_id: PathId, account_id: AccountDep, engine: EngineDep) -> dict:
+def cancel_job(job_id: PathId, account_id: AccountDep, conn: WriteConn) -> dict:
     """Stop a queued or running job between chunks; what was applied stays applied."""
-    with engine.begin() as conn:
-        return service.cancel(conn, account_id, job_id)
+    return service.cancel(conn, account_id, job_id)
 
 
 @router.get(
@@ -99,9 +93,9 @@ def cancel_job(job_id: PathId, account_id: AccountDep, engine: EngineDep) -> dic
         }
     },
 )
-def job_output(job_id: PathId, account_id: AccountDep, engine: EngineDep):
-    with engine.connect() as conn:
-        service.get_job(conn, account_id, job_id)  # 404 for another account's job
+def job_output(job_id: PathId, account_id: AccountDep, conn: ReadConn, engine: EngineDep):
+    service.get_job(conn, account_id, job_id)  # 404 for another account's job
+    # read in batches, each on its own connection, while the response streams
     return StreamingResponse(
         service.output_rows(engine, account_id, job_id),
         media_type="text/csv",

@@ -1,157 +1,186 @@
-"""Queue transports. The database owns job state; a transport only carries job ids.
+"""Running a job: claim it, snapshot the selection once, apply the actions chunk by chunk.
 
-- InProcessRunner (AUDIENCE_REDIS_URL unset): a thread in the API process polls the
-  database for due and abandoned jobs and runs them on a small thread pool.
-- ArqRunner (AUDIENCE_REDIS_URL set): the API enqueues job ids to arq; `audience worker`
-  processes run them, and their reaper re-enqueues what Redis lost.
+The database owns job state. Each chunk is one transaction that applies every action to
+the chunk AND advances the job's cursor and counters, so a retried job resumes after the
+last committed chunk and nothing is applied twice. A lease (renewed every chunk) tells a
+reaper when a worker has vanished. A database outage rolls back the chunk in flight: it is
+retried for a few seconds, then the job is left to its lease (never marked failed).
+Every statement is app.jobs.repository's; this module decides what happens when.
 """
 
-import json
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+import time
+import uuid
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from pydantic import TypeAdapter
+from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app import logs
 from app import tables as t
+from app.actions import RunContext, prepare
+from app.actions.schemas import ActionList
 from app.config import Settings
-from app.jobs.engine import run_job
-from app.jobs.service import due_jobs, purge_snapshot
+from app.db import disconnected
+from app.jobs import repository
+from app.jobs.state import Outcome, Status
+from app.selection.service import prepare as prepare_selection
 
-log = logs.get("audience.runner")
-TASK = "run_job"
-
-
-def serialize(data) -> bytes:
-    return json.dumps(data, default=repr).encode()
-
-
-def deserialize(data: bytes):
-    return json.loads(data)
+log = logs.get("audience.jobs")
+ACTIONS = TypeAdapter(ActionList)
+RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization, deadlock, lock timeout
+MAX_CHUNK_RETRIES = 8
+WORKER_ID = f"{uuid.uuid4().hex[:12]}"
 
 
-class InProcessRunner:
-    def __init__(self, settings: Settings, engine: Engine, workers: int = 2):
-        self.settings = settings
-        self.engine = engine
-        self.workers = workers
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._inflight: set[int] = set()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pool: ThreadPoolExecutor | None = None
+class LostLease(Exception):
+    """Another worker took the job over; stop without touching it."""
 
-    def health(self) -> str:
-        return "ok"
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="audience-job")
-        self._thread = threading.Thread(target=self._loop, name="audience-runner", daemon=True)
-        self._thread.start()
+def _retryable(exc: Exception) -> bool:
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if code in RETRYABLE_SQLSTATES:
+        return True
+    # SQLite: another writer holds the lock past the busy timeout
+    return isinstance(exc, OperationalError) and "locked" in str(exc).lower()
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
 
-    async def enqueue(self, job_id: int, run_at: datetime | None = None) -> None:
-        self._wake.set()
+def run_job(
+    engine: Engine, job_id: int, settings: Settings, owner: str | None = None
+) -> Status | Outcome:
+    """Run (or resume) a job if it can be claimed. Returns the status this run left it in,
+    or, when it did not finish it, the Outcome saying why."""
+    owner = owner or f"{WORKER_ID}:{uuid.uuid4().hex[:8]}"
+    try:
+        with engine.begin() as conn:
+            if not repository.claim(conn, job_id, owner=owner, lease_s=settings.job_lease_s):
+                return Outcome.NOT_CLAIMED
+    except DBAPIError as exc:
+        if not disconnected(exc):
+            raise
+        return _interrupted(job_id, exc)
+    log.info("job started", job_id=job_id, owner=owner)
+    try:
+        return _run_claimed(engine, job_id, settings, owner)
+    except LostLease:
+        log.warning("job lease lost", job_id=job_id, owner=owner)
+        return Outcome.LOST_LEASE
+    except Exception as exc:
+        if disconnected(exc):
+            return _interrupted(job_id, exc)
+        log.exception("job failed", job_id=job_id)
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        with engine.begin() as conn:
+            repository.finish(conn, job_id, owner=owner, status=Status.FAILED, error=error)
+        log.info("job finished", job_id=job_id, status=Status.FAILED, error=error)
+        return Status.FAILED
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with self.engine.connect() as conn:
-                    ids = due_jobs(conn)
-                for job_id in ids:
-                    with self._lock:
-                        if job_id in self._inflight or len(self._inflight) >= self.workers:
-                            continue
-                        self._inflight.add(job_id)
-                    assert self._pool is not None
-                    self._pool.submit(self._run, job_id)
-                with self.engine.begin() as conn:
-                    purge_snapshot(conn)  # a batch a poll: finished jobs' snapshots
-            except Exception:  # keep polling whatever happens; the database may come back
-                log.exception("in-process runner poll failed")
-            self._wake.wait(self.settings.job_poll_s)
-            self._wake.clear()
 
-    def _run(self, job_id: int) -> None:
+def _interrupted(job_id: int, exc: Exception) -> Outcome:
+    """A database outage is not the job's failure. The job stays `running` under a lease
+    nobody renews; once it expires the job is claimed again (reaper or in-process runner)
+    and resumes after its last committed chunk."""
+    error = str(getattr(exc, "orig", exc))[:500]
+    log.warning("job interrupted: database unavailable", job_id=job_id, error=error)
+    return Outcome.INTERRUPTED
+
+
+def _run_claimed(engine: Engine, job_id: int, settings: Settings, owner: str) -> Status:
+    with engine.begin() as conn:
+        row = repository.load(conn, job_id)
+    handlers = _handlers(engine, row)
+    if not row.snapshot_taken:
+        _snapshot(engine, row, owner)
+        with engine.begin() as conn:
+            row = repository.load(conn, job_id)
+
+    chunk_size = max(1, settings.job_chunk_size)
+    while True:
+        status = _with_retries(
+            engine, lambda conn: _chunk(conn, row, handlers, settings, owner, chunk_size)
+        )
+        if status != Status.RUNNING:
+            log.info("job finished", job_id=job_id, status=status)
+            return status
+
+
+def _handlers(engine: Engine, row: Row) -> list:
+    """The job's stored action list, ready to run (creating the tags … it names): the
+    runner's one call into app.actions' preparation."""
+    with engine.begin() as conn:
+        return prepare(conn, row.account_id, ACTIONS.validate_python(row.actions), create=True)
+
+
+def _snapshot(engine: Engine, row: Row, owner: str) -> None:
+    """Fix the job's members once, in one statement; sets `total`."""
+    total = _with_retries(engine, lambda conn: _take_snapshot(conn, row, owner))
+    log.info("job snapshot", job_id=row.id, total=total)
+
+
+def _take_snapshot(conn: Connection, row: Row, owner: str) -> int:
+    if repository.lock(conn, row.id).lease_owner != owner:
+        raise LostLease()
+    members, as_of = _members(conn, row)
+    return repository.replace_snapshot(conn, row.id, members, as_of)
+
+
+def _members(conn: Connection, row: Row) -> tuple[sa.Select, datetime]:
+    """The job's selection compiled to a query of contact ids, and its as_of: the runner's
+    one call into the selection pipeline."""
+    prepared = prepare_selection(conn, row.account_id, row.selection)  # as_of: now, or given
+    return prepared.members(), prepared.as_of
+
+
+def _chunk(conn: Connection, row: Row, handlers: list, settings: Settings, owner: str, size: int):
+    """One chunk, in the caller's transaction. Returns the job's status after it: still
+    running (more to do), or cancelled or succeeded by this chunk."""
+    held = repository.lock(conn, row.id)
+    if held.lease_owner != owner or held.status != Status.RUNNING:
+        raise LostLease()
+    now = t.utcnow()
+    if held.cancel_requested:
+        repository.finish(conn, row.id, owner=owner, status=Status.CANCELLED, now=now)
+        return Status.CANCELLED
+    ids = repository.next_chunk(conn, row.id, after=held.cursor, size=size)
+    if not ids:
+        repository.finish(conn, row.id, owner=owner, status=Status.SUCCEEDED, now=now)
+        return Status.SUCCEEDED
+    _apply(conn, row, handlers, ids, now, settings)
+    lease_until = now + timedelta(seconds=settings.job_lease_s)
+    repository.advance(conn, row.id, cursor=ids[-1], processed=len(ids), lease_until=lease_until)
+    return Status.RUNNING
+
+
+def _apply(
+    conn: Connection, row: Row, handlers: list, ids: list[int], now: datetime, settings: Settings
+) -> None:
+    """Every action on one chunk, counted: the runner's one call into app.actions' run."""
+    for position, handler in enumerate(handlers):
+        rc = RunContext(
+            conn=conn,
+            account_id=row.account_id,
+            job_id=row.id,
+            now=now,
+            as_of=row.as_of,
+            settings=settings,
+            position=position,
+        )
+        changed = handler.apply(rc, ids)
+        if changed:
+            repository.add_affected(conn, row.id, position, len(changed))
+
+
+def _with_retries(engine: Engine, work):
+    """One transaction; retried on deadlock / serialization failure / busy database, and
+    through a short database outage (about 7 s; past that, the lease takes over)."""
+    for attempt in range(MAX_CHUNK_RETRIES):
         try:
-            run_job(self.engine, job_id, self.settings)
-        finally:
-            with self._lock:
-                self._inflight.discard(job_id)
-            self._wake.set()
-
-
-class ArqRunner:
-    def __init__(self, settings: Settings, engine: Engine):
-        self.settings = settings
-        self.engine = engine
-        self._pool = None
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-    def health(self) -> str:
-        import redis
-
-        try:
-            client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2)
-            client.ping()
-            client.close()
-            return "ok"
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
-            return f"error: {type(exc).__name__}"
-
-    async def _arq(self):
-        from arq import create_pool
-        from arq.connections import RedisSettings
-
-        if self._pool is None:
-            self._pool = await create_pool(
-                RedisSettings.from_dsn(self.settings.redis_url),
-                job_serializer=serialize,
-                job_deserializer=deserialize,
-                retry=0,
-            )
-        return self._pool
-
-    async def enqueue(self, job_id: int, run_at: datetime | None = None) -> None:
-        """Enqueue a job id; on failure the reaper enqueues it later, so nothing is lost."""
-        try:
-            pool = await self._arq()
-            await pool.enqueue_job(TASK, job_id, _defer_until=run_at)
-        except Exception as exc:  # noqa: BLE001 - Redis down: the reaper will pick it up
-            self._pool = None
-            log.warning(
-                "enqueue failed; the reaper will retry",
-                job_id=job_id,
-                error=f"{type(exc).__name__}: {exc}",
-            )
-            return
-        with self.engine.begin() as conn:
-            conn.execute(
-                sa.update(t.jobs).where(t.jobs.c.id == job_id).values(enqueued_at=t.utcnow())
-            )
-
-
-def make_runner(settings: Settings, engine: Engine):
-    if settings.redis_url:
-        return ArqRunner(settings, engine)
-    return InProcessRunner(settings, engine)
+            with engine.begin() as conn:
+                return work(conn)
+        except DBAPIError as exc:
+            again = _retryable(exc) or disconnected(exc)
+            if not again or attempt == MAX_CHUNK_RETRIES - 1:
+                raise
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+    raise AssertionError("unreachable")

@@ -3,10 +3,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.actions.schemas import ActionList
+from app.jobs.state import Status
 from app.selection.spec import Selection
 from app.types import UTCDatetime, integer
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+# The API's type of a status: the enum's values, as a plain string enum in OpenAPI.
+JobStatus = Literal[tuple(s.value for s in Status)]  # type: ignore[valid-type]
 
 
 class JobIn(BaseModel):

@@ -17,12 +17,11 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app import logs
-from app import tables as t
 from app.config import Settings, get_settings
 from app.db import make_engine, normalize_url
-from app.jobs.engine import run_job
-from app.jobs.runner import TASK, deserialize, serialize
-from app.jobs.service import due_jobs, purge_snapshot
+from app.jobs import repository
+from app.jobs.runner import run_job
+from app.jobs.transports import TASK, deserialize, serialize
 
 log = logs.get("audience.worker")
 MAX_TRIES = 3  # arq's own retries of one enqueued job id; the reaper re-enqueues past it
@@ -54,28 +53,8 @@ async def reap(ctx: dict) -> int:
     stale_after = timedelta(seconds=ctx["settings"].job_requeue_s)
 
     def find() -> list[int]:
-        now = t.utcnow()
         with engine.begin() as conn:
-            ids = due_jobs(conn, limit=100)
-            if not ids:
-                return []
-            stale = list(
-                conn.execute(
-                    sa.select(t.jobs.c.id).where(
-                        t.jobs.c.id.in_(ids),
-                        sa.or_(
-                            t.jobs.c.enqueued_at.is_(None),
-                            t.jobs.c.enqueued_at < now - stale_after,
-                            t.jobs.c.status == "running",
-                        ),
-                    )
-                ).scalars()
-            )
-            if stale:
-                conn.execute(
-                    sa.update(t.jobs).where(t.jobs.c.id.in_(stale)).values(enqueued_at=now)
-                )
-            return stale
+            return repository.reap(conn, stale_after=stale_after)
 
     ids = await asyncio.to_thread(find)
     for job_id in ids:
@@ -92,7 +71,7 @@ async def tidy(ctx: dict) -> int:
         deleted, started = 0, time.monotonic()
         while time.monotonic() - started < 5:
             with engine.begin() as conn:
-                n = purge_snapshot(conn)
+                n = repository.purge_snapshot(conn)
             deleted += n
             if n == 0:
                 break
