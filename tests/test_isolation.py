@@ -781,7 +781,7 @@ def submit_job(w: World, b: Account, walk: Walk) -> None:
 
 
 def served_routes(app) -> set[str]:
-    """ "METHOD /path" of every route the app serves: its routes (into included routers,
+    """Every route the app serves, as "METHOD /path": its routes (into included routers,
     which recent FastAPI keeps as branches) and its OpenAPI paths."""
     found: set[str] = set()
 
