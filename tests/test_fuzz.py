@@ -126,12 +126,18 @@ schema = schemathesis.openapi.from_dict(document(), config=CONFIG)
 schema.app = TARGET
 
 
+# Fuzzed on one database: PostgreSQL when it is reachable (as in CI), else SQLite.
+pytestmark = pytest.mark.parametrize(
+    "db_url",
+    [pytest.param("postgres", marks=pytest.mark.postgres) if PG_URL else "sqlite"],
+    indirect=True,
+    scope="session",
+)
+
+
 @pytest.fixture(scope="module")
-def fuzz_key(api, engine, db_url) -> str:
-    """The API key of a seeded account of its own. On PostgreSQL when it is reachable (as
-    in CI), else on SQLite."""
-    if PG_URL and db_url.startswith("sqlite"):
-        pytest.skip("fuzzed on PostgreSQL")
+def fuzz_key(api, engine) -> str:
+    """The API key of a seeded account of its own."""
     with engine.begin() as conn:
         _, key = create_account(conn, f"fuzz-{uuid.uuid4().hex[:8]}")
     seed(Scoped(api, key))

@@ -36,32 +36,77 @@ def unchanged(client: Scoped) -> None:
     assert client.count({"include": [{"type": "tag", "tags": ["VIP"]}]}) == 1
 
 
-SELECTIONS = [
-    ({"filter": {"field": "score", "op": "gt", "value": HUGE}}, "filter.value"),
-    ({"filter": {"field": "score", "op": "in", "value": [1, -HUGE]}}, "filter.value"),
-    ({"filter": {"field": "birth_date", "op": "eq", "value": "99999-01-01"}}, "filter.value"),
-    ({"filter": {"field": "birth_date", "op": "eq", "value": "0000-01-01"}}, "filter.value"),
-    ({"filter": {"field": "created_at", "op": "gt", "value": "+10000-01-01"}}, "filter.value"),
-    ({"filter": {"field": "created_at", "op": "within_last_days", "value": HUGE}}, "filter.value"),
-    ({"as_of": "10000-01-01T00:00:00Z"}, "as_of"),
-    ({"filter": {"field": "city", "op": "eq", "value": "a\u0000b"}}, "filter.value"),
-    ({"include": [{"type": "tag", "tags": ["a\u0000b"]}]}, "include[0].tags[0]"),
-    ({"exclude": [{"type": "mailing", "mailings": [HUGE]}]}, "exclude[0].mailings[0]"),
-    ({"filter": {"field": f"score{SQL}", "op": "eq", "value": 1}}, "filter.field"),
-    ({"filter": {"field": "city", "op": f"eq{SQL}", "value": "x"}}, "filter.op"),
-    ({"filter": {"field": "city", "op": "eq", "value": "x", "sql": SQL}}, "filter.sql"),
-    ({"filter": {"detail": "k\u0000", "op": "eq", "value": "x"}}, "filter.detail"),
-    (
+SELECTIONS = {
+    "score past 64 bits": (
+        {"filter": {"field": "score", "op": "gt", "value": HUGE}},
+        "filter.value",
+    ),
+    "score list past 64 bits": (
+        {"filter": {"field": "score", "op": "in", "value": [1, -HUGE]}},
+        "filter.value",
+    ),
+    "date with a five-digit year": (
+        {"filter": {"field": "birth_date", "op": "eq", "value": "99999-01-01"}},
+        "filter.value",
+    ),
+    "date in year zero": (
+        {"filter": {"field": "birth_date", "op": "eq", "value": "0000-01-01"}},
+        "filter.value",
+    ),
+    "timestamp with a signed year": (
+        {"filter": {"field": "created_at", "op": "gt", "value": "+10000-01-01"}},
+        "filter.value",
+    ),
+    "days past 64 bits": (
+        {"filter": {"field": "created_at", "op": "within_last_days", "value": HUGE}},
+        "filter.value",
+    ),
+    "as_of in year 10000": ({"as_of": "10000-01-01T00:00:00Z"}, "as_of"),
+    "NUL in a value": (
+        {"filter": {"field": "city", "op": "eq", "value": "a\u0000b"}},
+        "filter.value",
+    ),
+    "NUL in a tag": ({"include": [{"type": "tag", "tags": ["a\u0000b"]}]}, "include[0].tags[0]"),
+    "mailing id past 64 bits": (
+        {"exclude": [{"type": "mailing", "mailings": [HUGE]}]},
+        "exclude[0].mailings[0]",
+    ),
+    "SQL in a field name": (
+        {"filter": {"field": f"score{SQL}", "op": "eq", "value": 1}},
+        "filter.field",
+    ),
+    "SQL in an operator": (
+        {"filter": {"field": "city", "op": f"eq{SQL}", "value": "x"}},
+        "filter.op",
+    ),
+    "SQL in an unknown key": (
+        {"filter": {"field": "city", "op": "eq", "value": "x", "sql": SQL}},
+        "filter.sql",
+    ),
+    "NUL in a detail name": (
+        {"filter": {"detail": "k\u0000", "op": "eq", "value": "x"}},
+        "filter.detail",
+    ),
+    "NUL in an event type": (
         {"filter": {"event": {"type": "A\u0000"}, "agg": "count", "op": "gte", "value": 1}},
         "filter.event.type",
     ),
-    ({"include": [{"type": "tag", "tags": ["VIP"], "extra": 1}]}, "include[0].extra"),
-    ({"filter": {"field": "score", "op": "gt", "value": "5"}}, "filter.value"),
-    ({"filter": {"field": "email_opt_in", "op": "eq", "value": 1}}, "filter.value"),
-]
+    "unknown selector key": (
+        {"include": [{"type": "tag", "tags": ["VIP"], "extra": 1}]},
+        "include[0].extra",
+    ),
+    "number as a string": (
+        {"filter": {"field": "score", "op": "gt", "value": "5"}},
+        "filter.value",
+    ),
+    "boolean as a number": (
+        {"filter": {"field": "email_opt_in", "op": "eq", "value": 1}},
+        "filter.value",
+    ),
+}
 
 
-@pytest.mark.parametrize(("spec", "path"), SELECTIONS, ids=[p for _, p in SELECTIONS])
+@pytest.mark.parametrize(("spec", "path"), SELECTIONS.values(), ids=SELECTIONS.keys())
 def test_hostile_selection_is_422_at_its_path(seeded, spec, path):
     assert path in paths(seeded.post("/v1/selections/count", json=spec))
     unchanged(seeded)
@@ -76,30 +121,66 @@ def test_sql_shaped_names_and_values_are_data(seeded):
     assert seeded.count({"deleted": "include"}) == 2
 
 
-CONTACTS = [
-    ({"email": "x@example.com", "score": HUGE}, "contacts[1].score"),
-    ({"email": "x@example.com", "score": 5.5}, "contacts[1].score"),
-    ({"email": "x@example.com", "score": "5"}, "contacts[1].score"),
-    ({"email": "x@example.com", "email_opt_in": 1}, "contacts[1].email_opt_in"),
-    ({"email": "x@example.com", "birth_date": "0000-01-01"}, "contacts[1].birth_date"),
-    ({"email": "x@example.com", "birth_date": "10000-01-01"}, "contacts[1].birth_date"),
-    ({"email": "x@example.com", "birth_date": 0}, "contacts[1].birth_date"),
-    ({"email": "x@example.com", "created_at": 1700000000}, "contacts[1].created_at"),
-    ({"email": "x@example.com", "created_at": "1700000000"}, "contacts[1].created_at"),
-    ({"email": "x@example.com", "birth_date": "19880412"}, "contacts[1].birth_date"),
-    ({"email": "x@example.com", "created_at": "99999-01-01T00:00:00Z"}, "contacts[1].created_at"),
-    ({"email": "x@exa\u0000mple.com"}, "contacts[1].email"),
-    ({"email": "x@example.com", "first_name": "A\u0000"}, "contacts[1].first_name"),
-    ({"email": "x@example.com", "tags": ["a\u0000"]}, "contacts[1].tags[0]"),
-    ({"email": "x@example.com", "details": {"k": "v\u0000"}}, "contacts[1].details.k"),
-    ({"email": "x@example.com", "details": {"k\u0000": "v"}}, "contacts[1].details.k\u0000"),
-    ({"email": "x@example.com", "tags": [" \u3000\ufeff"]}, "contacts[1].tags[0]"),
-    ({"email": "x@example.com", "id": 1}, "contacts[1].id"),
-    ({"email": "x@example.com", "account_id": 2}, "contacts[1].account_id"),
-]
+CONTACTS = {
+    "score past 64 bits": ({"email": "x@example.com", "score": HUGE}, "contacts[1].score"),
+    "fractional score": ({"email": "x@example.com", "score": 5.5}, "contacts[1].score"),
+    "score as a string": ({"email": "x@example.com", "score": "5"}, "contacts[1].score"),
+    "opt-in as a number": (
+        {"email": "x@example.com", "email_opt_in": 1},
+        "contacts[1].email_opt_in",
+    ),
+    "birth date in year zero": (
+        {"email": "x@example.com", "birth_date": "0000-01-01"},
+        "contacts[1].birth_date",
+    ),
+    "birth date with a five-digit year": (
+        {"email": "x@example.com", "birth_date": "10000-01-01"},
+        "contacts[1].birth_date",
+    ),
+    "birth date as a number": (
+        {"email": "x@example.com", "birth_date": 0},
+        "contacts[1].birth_date",
+    ),
+    "timestamp as a number": (
+        {"email": "x@example.com", "created_at": 1700000000},
+        "contacts[1].created_at",
+    ),
+    "timestamp as a numeric string": (
+        {"email": "x@example.com", "created_at": "1700000000"},
+        "contacts[1].created_at",
+    ),
+    "birth date as a numeric string": (
+        {"email": "x@example.com", "birth_date": "19880412"},
+        "contacts[1].birth_date",
+    ),
+    "timestamp with a five-digit year": (
+        {"email": "x@example.com", "created_at": "99999-01-01T00:00:00Z"},
+        "contacts[1].created_at",
+    ),
+    "NUL in the e-mail": ({"email": "x@exa\u0000mple.com"}, "contacts[1].email"),
+    "NUL in a name": (
+        {"email": "x@example.com", "first_name": "A\u0000"},
+        "contacts[1].first_name",
+    ),
+    "NUL in a tag": ({"email": "x@example.com", "tags": ["a\u0000"]}, "contacts[1].tags[0]"),
+    "NUL in a detail value": (
+        {"email": "x@example.com", "details": {"k": "v\u0000"}},
+        "contacts[1].details.k",
+    ),
+    "NUL in a detail name": (
+        {"email": "x@example.com", "details": {"k\u0000": "v"}},
+        "contacts[1].details.k\u0000",
+    ),
+    "tag of Unicode blanks": (
+        {"email": "x@example.com", "tags": [" \u3000\ufeff"]},
+        "contacts[1].tags[0]",
+    ),
+    "id given": ({"email": "x@example.com", "id": 1}, "contacts[1].id"),
+    "account_id given": ({"email": "x@example.com", "account_id": 2}, "contacts[1].account_id"),
+}
 
 
-@pytest.mark.parametrize(("entry", "path"), CONTACTS, ids=[p for _, p in CONTACTS])
+@pytest.mark.parametrize(("entry", "path"), CONTACTS.values(), ids=CONTACTS.keys())
 def test_hostile_contact_rejects_the_whole_batch(seeded, entry, path):
     body = {"contacts": [{"email": "new@example.com"}, entry]}
     assert path in paths(seeded.post("/v1/contacts", json=body))

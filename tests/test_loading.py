@@ -85,27 +85,33 @@ def test_funnels_set_stage_and_must_exist(client):
     assert client.post("/v1/funnels", json={"name": "sales", "stages": ["x"]}).status_code == 409
 
 
-@pytest.mark.parametrize(
-    ("entry", "path"),
-    [
-        ({"email": "no-at-sign"}, "contacts[1].email"),
-        ({"email": "two@@x.com"}, "contacts[1].email"),
-        ({"email": "sp ace@x.com"}, "contacts[1].email"),
-        ({"email": "a" * 250 + "@x.com"}, "contacts[1].email"),
-        ({"email": "a@x.com", "birth_date": "1990-02-30"}, "contacts[1].birth_date"),
-        ({"email": "a@x.com", "sex": "robot"}, "contacts[1].sex"),
-        ({"email": "a@x.com", "state": "LOST"}, "contacts[1].state"),
-        ({"email": "a@x.com", "score": "many"}, "contacts[1].score"),
-        ({"email": "a@x.com", "score": 2**64}, "contacts[1].score"),
-        ({"email": "a@x.com", "country": "POL"}, "contacts[1].country"),
-        ({"email": "a@x.com", "tags": [""]}, "contacts[1].tags[0]"),
-        ({"email": "a@x.com", "id": 5}, "contacts[1].id"),
-        ({"email": "a@x.com", "deleted": True}, "contacts[1].deleted"),
-        ({"email": "a@x.com", "email_opt_in": "maybe"}, "contacts[1].email_opt_in"),
-        ({"first_name": "NoEmail"}, "contacts[1].email"),
-        ({"email": "a@x.com", "owners": ["not-an-email"]}, "contacts[1].owners[0]"),
-    ],
-)
+BAD_ENTRIES = {
+    "e-mail without @": ({"email": "no-at-sign"}, "contacts[1].email"),
+    "e-mail with @@": ({"email": "two@@x.com"}, "contacts[1].email"),
+    "e-mail with a space": ({"email": "sp ace@x.com"}, "contacts[1].email"),
+    "e-mail too long": ({"email": "a" * 250 + "@x.com"}, "contacts[1].email"),
+    "February 30th": ({"email": "a@x.com", "birth_date": "1990-02-30"}, "contacts[1].birth_date"),
+    "unknown sex": ({"email": "a@x.com", "sex": "robot"}, "contacts[1].sex"),
+    "unknown state": ({"email": "a@x.com", "state": "LOST"}, "contacts[1].state"),
+    "score not a number": ({"email": "a@x.com", "score": "many"}, "contacts[1].score"),
+    "score past 64 bits": ({"email": "a@x.com", "score": 2**64}, "contacts[1].score"),
+    "three-letter country": ({"email": "a@x.com", "country": "POL"}, "contacts[1].country"),
+    "empty tag": ({"email": "a@x.com", "tags": [""]}, "contacts[1].tags[0]"),
+    "id given": ({"email": "a@x.com", "id": 5}, "contacts[1].id"),
+    "deleted given": ({"email": "a@x.com", "deleted": True}, "contacts[1].deleted"),
+    "opt-in not a boolean": (
+        {"email": "a@x.com", "email_opt_in": "maybe"},
+        "contacts[1].email_opt_in",
+    ),
+    "no e-mail": ({"first_name": "NoEmail"}, "contacts[1].email"),
+    "owner not an e-mail": (
+        {"email": "a@x.com", "owners": ["not-an-email"]},
+        "contacts[1].owners[0]",
+    ),
+}
+
+
+@pytest.mark.parametrize(("entry", "path"), BAD_ENTRIES.values(), ids=BAD_ENTRIES.keys())
 def test_bad_entry_rejects_whole_batch_naming_it(client, entry, path):
     r = client.post("/v1/contacts", json={"contacts": [{"email": "good@x.com"}, entry]})
     assert r.status_code == 422, r.text

@@ -15,7 +15,11 @@ from app.selection import service
 from tests import conftest
 from tests.conftest import Scoped
 
-pytestmark = pytest.mark.postgres
+# PostgreSQL only: SQLite has no roles (no SQLite case is collected to be skipped).
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.parametrize("db_url", ["postgres"], indirect=True, scope="session"),
+]
 
 
 @pytest.fixture
@@ -56,12 +60,15 @@ def test_a_count_without_its_account_filter_still_sees_one_account(
     two_accounts, monkeypatch, engine
 ):
     a, _ = two_accounts
+    calls = []
 
     def unfiltered_count(conn, account_id, spec) -> int:  # the bug RLS is there for
+        calls.append(account_id)
         return conn.execute(sa.select(sa.func.count()).select_from(t.contacts)).scalar_one()
 
     monkeypatch.setattr(service, "count", unfiltered_count)
     assert a.count({}) == 3
+    assert calls == [a.account_id], "the count route no longer calls service.count"
     with engine.connect() as conn:  # the same query as a superuser: every account's rows
         assert unfiltered_count(conn, None, None) >= 8
 
