@@ -90,7 +90,7 @@ def _slug(text: str) -> str:
     return "".join(ch for ch in _ascii(text).lower() if ch.isalnum())
 
 
-def company_domain(company: str, tld: str) -> str | None:
+def _company_domain(company: str, tld: str) -> str | None:
     words = [w for w in re.findall(r"[a-z0-9]+", _ascii(company).lower()) if w not in LEGAL_FORMS]
     return "-".join(words[:2]) + "." + tld if words else None
 
@@ -149,7 +149,7 @@ class _Locale:
         cities = dict.fromkeys(fake.city() for _ in range(max(40, int(800 * scale))))
         companies = dict.fromkeys(fake.company() for _ in range(max(40, int(600 * scale))))
         self.cities = list(cities)
-        self.companies = [(c, company_domain(c, spec.tld)) for c in companies]
+        self.companies = [(c, _company_domain(c, spec.tld)) for c in companies]
         self.phones = [fake.phone_number() for _ in range(max(100, int(2000 * scale)))]
         self.draw_mail_domain = _weighted_pairs(spec.mail_domains, rng.random)
         self.country = spec.country
@@ -240,8 +240,8 @@ class Generator:
         """The contact's columns, and when it was created."""
         rnd, pick = self.rnd, self.pick
         sex, first_name, last_name, first_slug, last_slug = self._name(locale)
-        company, domain = pick(locale.companies) if rnd() < 0.45 else (None, None)
-        email = self._email(cid, locale, first_slug, last_slug, domain)
+        company, company_domain = pick(locale.companies) if rnd() < 0.45 else (None, None)
+        email = self._email(cid, locale, first_slug, last_slug, company_domain)
         phone = pick(locale.phones) if rnd() < 0.7 else None
         city, country = (None, None) if rnd() < 0.04 else (pick(locale.cities), locale.country)
         birth_date = self._birth_date()

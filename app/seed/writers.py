@@ -217,10 +217,10 @@ class InsertWriter:
     def write(self, batch: Batch, contacts: int) -> None:
         conn = self.conn
         for table, rows in batch.items():
-            columns = COLUMNS[table]
-            for i in range(0, len(rows), 2_000):
-                chunk = [dict(zip(columns, row, strict=True)) for row in rows[i : i + 2_000]]
-                conn.execute(insert_rows(conn, table, chunk))
+            if rows:  # one statement a table: insert_rows binds a parameter a column
+                columns = COLUMNS[table]
+                named = [dict(zip(columns, row, strict=True)) for row in rows]
+                conn.execute(insert_rows(conn, table, named))
         self.tx.commit()
         conn.close()
         self.conn = self.tx = None
@@ -232,7 +232,7 @@ class InsertWriter:
             self.conn.close()
 
 
-def uses_copy(engine: Engine) -> bool:
+def _uses_copy(engine: Engine) -> bool:
     return is_postgres(engine) and engine.dialect.driver == "psycopg"
 
 
@@ -240,7 +240,7 @@ def uses_copy(engine: Engine) -> bool:
 def open_writer(engine: Engine, account_id: int, catalog: Catalog, now: int, on_done: OnDone):
     """The database's writer, closed at the end: after an error, what it had not
     committed is dropped."""
-    if uses_copy(engine):
+    if _uses_copy(engine):
         writer = CopyWriter(engine, on_done, catalog.references(account_id), now)
     else:
         writer = InsertWriter(engine, on_done)
