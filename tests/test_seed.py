@@ -6,17 +6,8 @@ import sqlalchemy as sa
 
 from app import tables as t
 from app.seed import seed
+from app.seed.generator import TABLES as CONTACT_TABLES
 
-CONTACT_TABLES = (
-    t.contacts,
-    t.contact_tags,
-    t.contact_funnels,
-    t.contact_owners,
-    t.group_members,
-    t.contact_details,
-    t.mailing_recipients,
-    t.events,
-)
 CATALOG_TABLES = (t.tags, t.funnels, t.users, t.groups, t.mailings)
 
 
