@@ -78,7 +78,7 @@ def make_settings(db_url: str, **overrides) -> Settings:
         job_lease_s=30,
         demo=False,
         log_level="WARNING",
-        rate_limit_per_s=0,  # tests/test_ratelimit.py turns it on
+        rate_limit_per_s=0,  # tests/integration/test_ratelimit.py turns it on
     )
     values.update(overrides)
     return Settings(**values)

@@ -40,7 +40,7 @@ def sex_of(first_name: str) -> str | None:
 # The plain shape most addresses have: a dot-atom of ASCII atext, '@', LDH labels with
 # single hyphens, an alphabetic top-level label. What matches (within the lengths below
 # and outside special-use domains) email-validator accepts too, so it skips the library;
-# everything else goes to the library. tests/test_python_checks.py holds them equal.
+# everything else goes to the library. tests/integration/test_python_checks.py holds them equal.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 PLAIN = re.compile(
     rf"{_ATEXT}+(?:\.{_ATEXT}+)*@(?:[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*\.)+[A-Za-z]{{2,63}}\Z"

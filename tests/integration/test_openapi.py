@@ -9,7 +9,7 @@ from app.config import Settings
 from app.main import create_app
 from app.openapi import document
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # Request examples refer to what other examples create: a mailing's recipients and an
 # event's contact are loaded contacts, a PUT changes what its POST made.

@@ -1,6 +1,6 @@
 """Hostile input: each case is a 4xx in the contract's shape, pointing at the offending part
 where there is one; nothing is stored; the service keeps serving. (Deep and wide filter
-trees: tests/test_selection.py::test_limits; the fuzzer: tests/test_fuzz.py.)"""
+trees: tests/integration/test_selection.py::test_limits; the fuzzer: tests/integration/test_fuzz.py.)"""
 
 import asyncio
 import json
