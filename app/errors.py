@@ -99,6 +99,20 @@ def format_loc(loc: tuple | list) -> str:
     return path
 
 
+# Discriminated unions whose tag is `type`: their "no such kind" errors (spec.py, actions).
+KIND_MESSAGES = {
+    "invalid_selector": "'type' must be one of tag, funnel, mailing, group, segment",
+    "invalid_condition": "'type' must be one of tag, funnel, mailing, group, segment",
+}
+
+
+def _names_the_kind(err: dict) -> bool:
+    if err.get("type") in ("invalid_selector", "invalid_action"):
+        return True
+    given = err.get("input")
+    return err.get("type") == "invalid_condition" and isinstance(given, dict) and "type" in given
+
+
 def pydantic_details(errors: list[dict], prefix: str = "") -> list[dict[str, str]]:
     details = []
     seen = set()
@@ -112,6 +126,9 @@ def pydantic_details(errors: list[dict], prefix: str = "") -> list[dict[str, str
         message = err.get("msg", "invalid")
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
+        if _names_the_kind(err):  # an unknown kind: the path names the `type` key itself
+            path = f"{path}.type" if path else "type"
+            message = KIND_MESSAGES.get(err["type"], message)
         if (path, message) in seen:
             continue
         seen.add((path, message))

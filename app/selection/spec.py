@@ -109,31 +109,16 @@ class EventFilter(_Node):
     value_lte: Number | None = None
 
 
-def _no_default_op(schema: dict) -> None:
-    # `op` and `value` both absent mean "at least one such event"; with a default `op` in
-    # the schema, generated clients would always send it, and an `op` without a `value`
-    # is a 422.
-    schema["properties"]["op"].pop("default", None)
-
-
 class EventTest(_Node):
-    """Aggregates the contact's matching events; `{"event": {...}}` alone means "at least
-    one such event"."""
-
-    model_config = ConfigDict(json_schema_extra=_no_default_op)
+    """Aggregates the contact's matching events and tests the aggregate:
+    `{"event": {…}, "agg": "count", "op": "gte", "value": 1}` is "at least one such event",
+    `… "op": "eq", "value": 0` "none". `agg` and `op` are required: a silent default on an
+    aggregate hides mistakes."""
 
     event: EventFilter
-    agg: Literal["count", "sum", "max", "last_at"] = "count"
-    op: Op = "gte"
+    agg: Literal["count", "sum", "max", "last_at"]
+    op: Op
     value: Any = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _has_events(cls, data: Any) -> Any:
-        # `{"event": {...}}` alone means "has at least one such event".
-        if isinstance(data, dict) and "op" not in data and "value" not in data:
-            data = {**data, "op": "gte", "value": 1, "agg": data.get("agg", "count")}
-        return data
 
 
 class And(_Node):

@@ -119,9 +119,14 @@ def test_generated_client_loads_counts_and_runs_a_job(generated, base_url, accou
         assert isinstance(counted, m.CountResult), counted
         assert counted.total == 2
 
-        # `{"event": {...}}` alone: the client sends no `op` it was not given.
+        # An event test: the generated model requires its aggregate and operator.
         buyers = m.Selection(
-            filter_=m.EventTest(event=m.EventFilter(type_="PURCHASE", within_days=30))
+            filter_=m.EventTest(
+                event=m.EventFilter(type_="PURCHASE", within_days=30),
+                agg=m.EventTestAgg.COUNT,
+                op=m.EventTestOp.GTE,
+                value=1,
+            )
         )
         counted = count_selection.sync(client=client, body=buyers)
         assert isinstance(counted, m.CountResult), counted

@@ -88,7 +88,7 @@ DETAILS["signup"] += ["", "2025-13-01", "20240101", "2026-02-01", "2024-02-28", 
 SEGMENTS = {  # created in this order; names are matched ignoring case
     "VIP Buyers": {
         "include": [{"type": "tag", "tags": ["vip"]}],
-        "filter": {"event": {"type": "PURCHASE"}},
+        "filter": {"event": {"type": "PURCHASE"}, "agg": "count", "op": "gte", "value": 1},
     },
     "Łódź People": {  # a stored deleted/as_of is ignored: the outer spec's apply
         "filter": {"field": "city", "op": "eq", "value": "ŁÓDŹ"},
@@ -572,7 +572,7 @@ def make_strategies(ds: Dataset) -> dict:
         if agg == "?":
             agg = draw(st.sampled_from([None, "bare", "count", "sum", "max", "last_at"]))
         if agg == "bare":
-            return {"event": f}  # "has such an event"
+            return {"event": f, "agg": "count", "op": "gte", "value": 1}  # "has such an event"
         head = {"event": f} | ({"agg": agg} if agg else {})
         if agg == "last_at":
             return draw(test_node(head, "datetime", DATE_OPS))
@@ -940,9 +940,9 @@ def test_event_window_mixing_offset_and_no_offset(client):
         },
     )
     window = {"from": "2026-01-10T00:00:00", "to": "2026-02-01T00:00:00+01:00"}
-    assert client.count({"filter": {"event": window}}) == 1
+    assert client.count({"filter": {"event": window, "agg": "count", "op": "gte", "value": 1}}) == 1
     window = {"from": "2026-01-10T00:00:01", "to": "2026-02-01T00:00:00+01:00"}
-    assert client.count({"filter": {"event": window}}) == 0
+    assert client.count({"filter": {"event": window, "agg": "count", "op": "gte", "value": 1}}) == 0
 
 
 FRACTIONS = [

@@ -88,7 +88,14 @@ def test_parsing_is_left_alone():
             ],
         ),
         (
-            {"filter": {"event": {"from": "2026-02-01", "to": "2026-01-01"}}},
+            {
+                "filter": {
+                    "event": {"from": "2026-02-01", "to": "2026-01-01"},
+                    "agg": "count",
+                    "op": "gte",
+                    "value": 1,
+                }
+            },
             [("filter.event.to", "'to' is before 'from'")],
         ),
         (

@@ -34,7 +34,14 @@ BOUND = [
     {"filter": {"field": "email", "op": "in", "value": [SECRET, "a@b.c"]}},
     {"filter": {"detail": SECRET, "op": "eq", "value": SECRET}},
     {"filter": {"field": "owner", "op": "ne", "value": SECRET}},
-    {"filter": {"event": {"type": SECRET, "products_contains": SECRET}}},
+    {
+        "filter": {
+            "event": {"type": SECRET, "products_contains": SECRET},
+            "agg": "count",
+            "op": "gte",
+            "value": 1,
+        }
+    },
 ]
 
 

@@ -53,7 +53,19 @@ def test_tests():
     assert select({"filter": {"field": "owner", "op": "ne", "value": "BOSS@x.pl"}}) == {2}
     assert select({"filter": {"field": "email_domain", "op": "eq", "value": "test.org"}}) == {2}
     assert select({"filter": {"detail": "points", "op": "gt", "value": 100, "as": "number"}}) == {1}
-    assert select({"filter": {"event": {"type": "PURCHASE", "within_days": 7}}}) == set()
+    assert (
+        select(
+            {
+                "filter": {
+                    "event": {"type": "PURCHASE", "within_days": 7},
+                    "agg": "count",
+                    "op": "gte",
+                    "value": 1,
+                }
+            }
+        )
+        == set()
+    )
     assert select(
         {"filter": {"event": {"type": "PURCHASE"}, "agg": "sum", "op": "eq", "value": 0}}
     ) == {2}
