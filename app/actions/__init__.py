@@ -5,7 +5,7 @@ a handler is."""
 
 from sqlalchemy.engine import Connection
 
-from app.actions.base import ActionHandler, ActionModel, ResolveContext, RunContext
+from app.actions.base import ActionHandler, ActionModel, Expansion, ResolveContext, RunContext
 from app.actions.schemas import ACTION_MODELS, Action, ActionList
 
 
@@ -17,14 +17,19 @@ def prepare(
     *,
     create: bool,
     stack: tuple[int, ...] = (),
+    expansion: Expansion | None = None,
 ) -> list[ActionHandler]:
     """Handlers for an action list, resolved (422 for what must exist but does not).
-    `stack`: the rules whose action lists hold this one (run_rule refuses a loop)."""
+    `stack`: the rules whose action lists hold this one (run_rule refuses a loop);
+    `expansion`: the whole list's, when this is a rule's list within it."""
+    expansion = expansion or Expansion()
     handlers = []
     for i, action in enumerate(actions):
         handler = type(action).handler(action)
         path = f"{prefix}[{i}]"
-        handler.resolve(ResolveContext(conn, account_id, path, create=create, rule_stack=stack))
+        expansion.add(1, path)
+        context = ResolveContext(conn, account_id, path, create, stack, expansion)
+        handler.resolve(context)
         handlers.append(handler)
     return handlers
 

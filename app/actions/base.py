@@ -7,7 +7,7 @@ counts `affected` exactly and `run_rule` can union what its actions changed.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar, get_args
 
@@ -21,6 +21,28 @@ from app.config import Settings
 from app.db import in_ids, insert_rows
 
 c = t.contacts
+# What one action list may expand to, a rule's actions counted every time it is run.
+MAX_EXPANDED_ACTIONS = 1_000
+
+
+@dataclass
+class Expansion:
+    """One resolution of an action list: how many actions it expands to so far, and the
+    rules already resolved (each is resolved once, however often it is run)."""
+
+    actions: int = 0
+    rules: dict[int, Any] = field(default_factory=dict)
+
+    def add(self, actions: int, path: str) -> None:
+        from app.errors import Invalid
+
+        self.actions += actions
+        if self.actions > MAX_EXPANDED_ACTIONS:
+            raise Invalid.at(
+                path,
+                f"the actions expand to more than {MAX_EXPANDED_ACTIONS} "
+                "(a rule's actions count every time it is run)",
+            )
 
 
 @dataclass(frozen=True)
@@ -34,6 +56,7 @@ class ResolveContext:
     path: str
     create: bool
     rule_stack: tuple[int, ...] = ()
+    expansion: Expansion = field(default_factory=Expansion)
 
 
 @dataclass

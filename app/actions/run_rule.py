@@ -78,6 +78,11 @@ class RunRuleHandler(ActionHandler):
             raise Invalid.at(path, f"rule {rule_id} runs itself")
         if len(ctx.rule_stack) >= MAX_RULE_DEPTH:
             raise Invalid.at(path, f"rules nest deeper than {MAX_RULE_DEPTH}")
+        resolved = ctx.expansion.rules.get(rule_id)
+        if resolved is not None:  # this rule again: the same handlers, counted again
+            self.condition, self.handlers, size = resolved
+            ctx.expansion.add(size, path)
+            return
         row = load_rule(ctx.conn, ctx.account_id, rule_id)
         if row is None:
             raise Invalid.at(path, f"unknown rule {rule_id}")
@@ -87,6 +92,7 @@ class RunRuleHandler(ActionHandler):
             self.condition = rule_condition(
                 ctx.conn, ctx.account_id, condition, f"{path}.condition"
             )
+        before = ctx.expansion.actions
         self.handlers = prepare(
             ctx.conn,
             ctx.account_id,
@@ -94,7 +100,10 @@ class RunRuleHandler(ActionHandler):
             path,
             create=ctx.create,
             stack=(*ctx.rule_stack, rule_id),
+            expansion=ctx.expansion,
         )
+        size = ctx.expansion.actions - before
+        ctx.expansion.rules[rule_id] = (self.condition, self.handlers, size)
 
     def _condition(self, rc: RunContext):
         if not self.action.check_condition or self.condition is None:

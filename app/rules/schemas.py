@@ -1,6 +1,7 @@
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from app.actions.schemas import ActionList
 from app.names import Name
@@ -26,6 +27,14 @@ class RuleIn(BaseModel):
     name: Name
     condition: s.Condition | None = None
     actions: ActionList
+
+    @model_validator(mode="before")
+    @classmethod
+    def _limits(cls, data: Any) -> Any:
+        # The same depth and node limits as a selection's filter, on the raw JSON.
+        if isinstance(data, dict) and "condition" in data:
+            s.check_size(data["condition"], "condition")
+        return data
 
 
 class Rule(BaseModel):

@@ -8,6 +8,7 @@ in the service, a dict in tests); each is checked once however often it is refer
 """
 
 from collections.abc import Callable
+from dataclasses import fields
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,6 +19,11 @@ from app.selection import tree
 from app.selection.operators import OPERATORS, Kind, OperandError, Operator, operators_for
 
 MAX_SEGMENT_DEPTH = 16
+# What one request may expand to, saved segments counted at every use: conditions, and
+# values in lists (`in`, `between`, names of selectors). Checked as it is counted, so a
+# segment used a million times over is refused in milliseconds, before anything is built.
+MAX_EXPANDED_NODES = 10_000
+MAX_EXPANDED_VALUES = 20_000
 
 # A saved segment's stored selection (JSON) by its name key; None when there is none.
 SegmentSource = Callable[[str], Any]
@@ -63,6 +69,9 @@ class Checking:
         self._heights: list[int] = []  # deepest nesting seen below each of them
         self._entry = ""  # request path of the outermost segment selector being followed
         self._done: dict[str, tuple[tree.SavedSegment, int]] = {}  # key → (segment, height)
+        self._sizes: dict[str, tuple[int, int]] = {}  # key → its expanded (nodes, values)
+        self.nodes = 0
+        self.values = 0
 
     def error(self, path: str, message: str) -> None:
         self.errors.append({"path": path, "message": message})
@@ -71,6 +80,26 @@ class Checking:
         if self.errors:
             first = self.errors[0]
             raise Invalid(f"{first['path']}: {first['message']}", details=self.errors)
+
+    def _count(self, nodes: int, values: int, path: str) -> None:
+        """Add to the expanded size; past a limit, stop checking at once (a 422)."""
+        self.nodes += nodes
+        self.values += values
+        if self.nodes > MAX_EXPANDED_NODES:
+            self.error(
+                self._entry or path,
+                f"the selection expands to more than {MAX_EXPANDED_NODES} conditions "
+                "(a saved segment counts every time it is used)",
+            )
+        elif self.values > MAX_EXPANDED_VALUES:
+            self.error(
+                self._entry or path,
+                f"the selection holds more than {MAX_EXPANDED_VALUES} values in all "
+                "(a saved segment counts every time it is used)",
+            )
+        else:
+            return
+        self.raise_errors()
 
     # --- the tree ---------------------------------------------------------------------
 
@@ -85,7 +114,9 @@ class Checking:
         )
 
     def condition(self, parsed: Any, path: str) -> tree.Node:
-        return tree.BY_PARSED[type(parsed)].checked(parsed, self, path)
+        node = tree.BY_PARSED[type(parsed)].checked(parsed, self, path)
+        self._count(1, _values(node), path)
+        return node
 
     def each(self, items: list, path: str) -> tuple[tree.Node, ...]:
         return tuple(self.condition(item, f"{path}[{i}]") for i, item in enumerate(items))
@@ -128,10 +159,14 @@ class Checking:
             self.error(entry, f"segments nest deeper than {MAX_SEGMENT_DEPTH}")
             return None
         if done is None:
+            nodes, values = self.nodes, self.values
             done = self._check_stored(key, entry)
             if done is None:
                 return None
             self._done[key] = done
+            self._sizes[key] = (self.nodes - nodes, self.values - values)
+        else:
+            self._count(*self._sizes[key], entry)
         if self._heights:
             self._heights[-1] = max(self._heights[-1], done[1])
         return done[0]
@@ -166,3 +201,15 @@ class Checking:
         if len(keys) == 2:
             return "a segment may not refer to itself"
         return f"a segment may not refer to itself through others: {path}"
+
+
+def _values(node: tree.Node) -> int:
+    """The values a node holds in lists: names of a selector, an `in` list, a pair."""
+    count = 0
+    for f in fields(node):  # type: ignore[arg-type]
+        value = getattr(node, f.name)
+        if isinstance(value, tuple) and not (
+            value and isinstance(value[0], tree.Node | tree.SavedSegment)
+        ):
+            count += len(value)
+    return count

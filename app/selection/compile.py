@@ -69,6 +69,20 @@ def condition_sql(node: tree.Node, ctx: Context) -> ColumnElement[bool]:
 class Compiler(Visitor[ColumnElement[bool]]):
     def __init__(self, ctx: Context):
         self.ctx = ctx
+        self._segments: dict[int, sa.CTE] = {}  # id of a SavedSegment → its CTE
+
+    def segment(self, segment: tree.SavedSegment) -> sa.CTE:
+        """A saved segment's members, compiled once per statement however often it is
+        used: a CTE (PostgreSQL inlines one used once and computes one used more often
+        once). Its own `deleted` and `as_of` are the referring selection's."""
+        found = self._segments.get(id(segment))
+        if found is None:
+            members = sa.select(c.c.id).where(
+                c.c.account_id == self.ctx.account_id, self.body(segment.body)
+            )
+            found = members.cte(f"segment_{len(self._segments) + 1}")
+            self._segments[id(segment)] = found
+        return found
 
     def body(self, body: tree.Body) -> ColumnElement[bool]:
         include = self.any_of(body.include) if body.include else sa.true()
@@ -148,7 +162,8 @@ class Compiler(Visitor[ColumnElement[bool]]):
         )
 
     def visit_segment_selector(self, node: tree.SegmentSelector) -> ColumnElement[bool]:
-        return sa.or_(*(self.body(segment.body) for segment in node.segments))
+        members = [Member(sa.select(self.segment(s).c.id)) for s in node.segments]
+        return balanced(sa.or_, members, sa.false())
 
     # --- tests ------------------------------------------------------------------------
 
@@ -261,12 +276,15 @@ def merge_siblings(nodes: tuple[tree.Node, ...]) -> list[tree.Node]:
     tags: set[str] = set()
     groups: set[str] = set()
     mailings: dict[str, set[int]] = {}
+    segments: dict[int, tree.SavedSegment] = {}
     rest: list[tree.Node] = []
     for node in nodes:
         if isinstance(node, tree.TagSelector) and not node.match_all:
             tags.update(node.keys)
         elif isinstance(node, tree.GroupSelector):
             groups.update(node.keys)
+        elif isinstance(node, tree.SegmentSelector):
+            segments.update((id(s), s) for s in node.segments)
         elif isinstance(node, tree.MailingSelector):
             mailings.setdefault(node.event, set()).update(node.mailings)
         else:
@@ -278,6 +296,8 @@ def merge_siblings(nodes: tuple[tree.Node, ...]) -> list[tree.Node]:
         merged.append(tree.GroupSelector(tuple(sorted(groups))))
     for event, ids in mailings.items():
         merged.append(tree.MailingSelector(tuple(sorted(ids)), event))  # type: ignore[arg-type]
+    if segments:
+        merged.append(tree.SegmentSelector(tuple(segments.values())))
     return merged + rest
 
 

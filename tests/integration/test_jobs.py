@@ -706,3 +706,37 @@ def test_finished_jobs_snapshots_are_purged(client, engine):
     again = client.get(f"/v1/jobs/{job['id']}").json()
     assert (again["status"], again["total"], again["processed"]) == ("succeeded", 30, 30)
     assert len(client.get(f"/v1/jobs/{job['id']}/output").text.splitlines()) == 31
+
+
+def test_rules_multiplied_by_reuse_are_refused_at_once(client):
+    """A rule running another a hundred times, itself run a hundred times…: refused when
+    saved (and so never submitted), by counting each rule's size once."""
+    from app.actions.base import MAX_EXPANDED_ACTIONS
+
+    leaf = client.post("/v1/rules", json={"name": "leaf", "actions": [{"type": "delete"}]})
+    times_100 = [{"type": "run_rule", "rule": leaf.json()["id"]}] * 100
+    middle = client.post("/v1/rules", json={"name": "middle", "actions": times_100})
+    assert middle.status_code == 201, middle.text  # 100 + 100 actions
+    started = time.monotonic()
+    times_100 = [{"type": "run_rule", "rule": middle.json()["id"]}] * 100
+    top = client.post("/v1/rules", json={"name": "top", "actions": times_100})
+    assert time.monotonic() - started < 5
+    assert top.status_code == 422, top.text
+    detail = top.json()["error"]["details"][0]
+    assert detail["path"].startswith("actions[") and str(MAX_EXPANDED_ACTIONS) in detail["message"]
+    r = client.post("/v1/jobs?dry_run=true", json={"selection": {}, "actions": times_100})
+    assert r.status_code == 422, r.text
+
+
+def test_a_rule_condition_has_the_size_limits_of_a_selection(client):
+    deep: dict = {"field": "score", "op": "gt", "value": 1}
+    for _ in range(70):
+        deep = {"not": deep}
+    wide = {"or": [{"field": "score", "op": "eq", "value": i} for i in range(2_001)]}
+    for condition in (deep, wide):
+        r = client.post(
+            "/v1/rules",
+            json={"name": "big", "condition": condition, "actions": [{"type": "delete"}]},
+        )
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["details"][0]["path"].startswith("condition")

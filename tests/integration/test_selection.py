@@ -612,3 +612,19 @@ def test_audience_explain_prints_the_sql_and_the_plan(db_url, engine, client, ac
     assert ("Seq Scan" in result.output or "Index" in result.output) == db_url.startswith(
         "postgresql"
     )
+
+
+def test_segments_multiplied_by_reuse_are_refused_at_once(client):
+    """Each segment uses the previous one ten times: s4 would expand to 21,110 conditions.
+    Saving it is a 422 in milliseconds; the others count as usual."""
+    import time
+
+    client.post("/v1/segments", json={"name": "s0", "selection": {"include": [tag("a")]}})
+    for i in range(1, 5):
+        uses = [{"type": "segment", "segments": [f"s{i - 1}"]}] * 10
+        started = time.monotonic()
+        r = client.post("/v1/segments", json={"name": f"s{i}", "selection": {"include": uses}})
+        assert time.monotonic() - started < 2
+        assert r.status_code == (201 if i < 4 else 422), r.text
+    assert "expands to more than" in r.json()["error"]["details"][0]["message"]
+    assert client.count({"include": [{"type": "segment", "segments": ["s3"]}]}) == 0

@@ -212,3 +212,39 @@ def test_a_stored_segment_that_no_longer_validates_is_named():
     ]
     path, _ = errors({"include": [{"type": "segment", "segments": ["bad"]}]}, segments)[0]
     assert path == "segment 'bad'.bogus"
+
+
+def test_segments_multiplied_by_reuse_are_refused_at_once():
+    """Six segments each using the previous ten times: 10⁶ conditions once expanded. The
+    check counts each segment's size once and stops at the limit, in milliseconds."""
+    import time
+
+    from app.selection.check import MAX_EXPANDED_NODES
+
+    segments = {"s0": {"include": [{"type": "tag", "tags": ["a"]}]}}
+    for i in range(1, 7):
+        segments[f"s{i}"] = {"include": [{"type": "segment", "segments": [f"s{i - 1}"]}] * 10}
+    started = time.perf_counter()
+    found = errors({"filter": {"not": {"type": "segment", "segments": ["s6"]}}}, segments)
+    assert time.perf_counter() - started < 0.5
+    assert found == [
+        (
+            "filter.not.segments",
+            f"the selection expands to more than {MAX_EXPANDED_NODES} conditions "
+            "(a saved segment counts every time it is used)",
+        )
+    ]
+    check({"include": [{"type": "segment", "segments": ["s3"]}]}, segments)  # 1,111 nodes
+
+
+def test_values_are_capped_across_the_whole_request():
+    from app.selection.check import MAX_EXPANDED_VALUES
+
+    many = [f"x{i}" for i in range(10_000)]
+    spec = {"filter": {"or": [{"field": "city", "op": "in", "value": many}] * 3}}
+    assert errors(spec)[0] == (
+        "filter.or[2]",
+        f"the selection holds more than {MAX_EXPANDED_VALUES} values in all "
+        "(a saved segment counts every time it is used)",
+    )
+    check({"filter": {"or": [{"field": "city", "op": "in", "value": many}] * 2}})

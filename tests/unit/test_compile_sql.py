@@ -114,13 +114,20 @@ def test_age_is_a_range_of_birth_dates(dialect):
     assert {str(v) for v in sql.params.values()} >= {"2001-03-01", "1985-03-01"}
 
 
-def test_a_segment_used_twice_compiles_from_one_checked_body(dialect):
-    segments = {"s": {"include": [{"type": "tag", "tags": ["t"]}]}}
+def test_a_segment_used_twice_compiles_once(dialect):
+    """A saved segment is one CTE, however often (and however deep) it is used."""
+    segments = {
+        "s": {"include": [{"type": "tag", "tags": ["t"]}]},
+        "outer": {"include": [{"type": "segment", "segments": ["s"]}] * 3},
+    }
     spec = {
-        "include": [{"type": "segment", "segments": ["s"]}],
+        "include": [{"type": "segment", "segments": ["s", "outer"]}],
         "exclude": [{"type": "segment", "segments": ["s"]}],
     }
-    assert str(compiled(spec, dialect, segments)).count("FROM contact_tags") == 2
+    text = str(compiled(spec, dialect, segments))
+    assert text.startswith("WITH segment_")
+    assert text.count("FROM contact_tags") == 1 and text.count(" AS \n(SELECT contacts.id") == 2
+    assert "NOT (EXISTS (SELECT segment_" in text  # excluded: an anti-join on the CTE
 
 
 def test_a_pass_that_forgets_a_node_kind_fails_when_it_is_defined():
