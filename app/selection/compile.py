@@ -97,7 +97,8 @@ class Compiler(Visitor[ColumnElement[bool]]):
     # --- boolean structure ------------------------------------------------------------
 
     def visit_and(self, node: tree.And) -> ColumnElement[bool]:
-        return balanced(sa.and_, [self.visit(n) for n in node.items], sa.true())
+        items = [self.visit(n) for n in all_tags_at_once(node.items)]
+        return balanced(sa.and_, items, sa.true())
 
     def visit_or(self, node: tree.Or) -> ColumnElement[bool]:
         return self.any_of(node.items)
@@ -299,6 +300,23 @@ def merge_siblings(nodes: tuple[tree.Node, ...]) -> list[tree.Node]:
     if segments:
         merged.append(tree.SegmentSelector(tuple(segments.values())))
     return merged + rest
+
+
+MERGE_TAGS_IN_AND = 8  # fewer: a semi-join each (cheap to plan, good estimates)
+
+
+def all_tags_at_once(nodes: tuple[tree.Node, ...]) -> list[tree.Node]:
+    """Many tag selectors in an AND, each of one tag or of `match: all`, as ONE `match:
+    all` selector: a thousand AND-ed tags plan and run as one grouped semi-join, not a
+    thousand."""
+    tags = [
+        n for n in nodes if isinstance(n, tree.TagSelector) and (n.match_all or len(n.keys) == 1)
+    ]
+    if len(tags) <= MERGE_TAGS_IN_AND:
+        return list(nodes)
+    keys = tuple(sorted({k for n in tags for k in n.keys}))
+    rest = [n for n in nodes if not any(n is t for t in tags)]
+    return [tree.TagSelector(keys, match_all=len(keys) > 1), *rest]
 
 
 # --- age ----------------------------------------------------------------------------------

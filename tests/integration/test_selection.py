@@ -197,6 +197,8 @@ CASES = [
     ({"include": [tag("VIP"), tag("news")]}, "abe"),
     ({"include": [tag("nope")]}, ""),
     ({"include": [tag("VIP", "nope", match="all")]}, ""),
+    ({"filter": {"and": [tag("VIP")] * 5 + [tag("news")] * 5}}, "a"),  # one "match all"
+    ({"filter": {"and": [tag("VIP")] * 9 + [tag("vip", "news")]}}, "ab"),
     ({"exclude": [tag("news")]}, "bc"),
     ({"include": [tag("VIP")], "exclude": [tag("news")]}, "b"),
     ({"include": [{"type": "funnel", "funnel": "sales"}]}, "ab"),

@@ -142,3 +142,13 @@ def test_a_pass_that_forgets_a_node_kind_fails_when_it_is_defined():
 
     assert issubclass(Compiler, Visitor)
     assert all(callable(getattr(Compiler, k.visit_name)) for k in tree.KINDS)
+
+
+def test_many_anded_tags_are_one_match_all(dialect):
+    """A thousand AND-ed one-tag selectors (\"match all\" in disguise) compile to one
+    grouped semi-join."""
+    spec = {"filter": {"and": [{"type": "tag", "tags": [f"t{i}"]} for i in range(1000)]}}
+    text = str(compiled(spec, dialect))
+    assert text.count("FROM contact_tags") == 1 and "HAVING count(*) = " in text
+    few = {"filter": {"and": [{"type": "tag", "tags": [f"t{i}"]} for i in range(3)]}}
+    assert str(compiled(few, dialect)).count("FROM contact_tags") == 3
