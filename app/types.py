@@ -55,6 +55,10 @@ def text(max_length: int, min_length: int = 0) -> Any:
     ]
 
 
+# Keys of a contact's or an event's details (and a contact's funnels) in one request.
+MAX_DETAILS = 100
+
+
 def keys_by_pattern(schema: dict) -> None:
     """pydantic documents a dict whose keys have a pattern as `patternProperties`, which
     lets any other key (and value) through; say what is validated instead: the pattern in

@@ -2,7 +2,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from app.contacts.schemas import Email
 from app.names import Name
-from app.types import Number, UTCDatetime, keys_by_pattern, text
+from app.types import MAX_DETAILS, Number, UTCDatetime, keys_by_pattern, text
 
 
 class FunnelIn(BaseModel):
@@ -93,7 +93,7 @@ class EventIn(BaseModel):
     value: Number | None = None
     products: text(10_000) | None = None
     details: dict[text(255), text(10_000)] | None = Field(
-        default=None, json_schema_extra=keys_by_pattern
+        default=None, max_length=MAX_DETAILS, json_schema_extra=keys_by_pattern
     )
 
 

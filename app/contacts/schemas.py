@@ -14,7 +14,7 @@ from pydantic import (
 )
 
 from app.names import WHITE_SPACE, WS_CLASS, Name
-from app.types import Int64, ISODate, UTCDatetime, keys_by_pattern, no_nul, text
+from app.types import MAX_DETAILS, Int64, ISODate, UTCDatetime, keys_by_pattern, no_nul, text
 
 
 class Sex(StrEnum):
@@ -160,10 +160,12 @@ class ContactIn(BaseModel):
     created_at: UTCDatetime | None = None
     tags: list[Name] = Field(default_factory=list, max_length=1000)
     details: dict[DetailName, DetailValue | None] = Field(
-        default_factory=dict, json_schema_extra=keys_by_pattern
+        default_factory=dict, max_length=MAX_DETAILS, json_schema_extra=keys_by_pattern
     )
     owners: list[Email] = Field(default_factory=list, max_length=100)
-    funnels: dict[Name, Name] = Field(default_factory=dict, json_schema_extra=keys_by_pattern)
+    funnels: dict[Name, Name] = Field(
+        default_factory=dict, max_length=MAX_DETAILS, json_schema_extra=keys_by_pattern
+    )
     groups: list[Name] = Field(default_factory=list, max_length=1000)
 
 

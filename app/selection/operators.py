@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.selection.sql import fold, like_pattern, month_day, number
+from app.selection.sql import OneOf, fold, like_pattern, month_day, number
 
 Kind = Literal["text", "enum", "number", "date", "datetime", "bool"]
 TEXTUAL: frozenset[Kind] = frozenset({"text", "enum"})
@@ -73,14 +73,18 @@ class Subject:
         return RELATIONS[relation](self._side(), self._operand(value))
 
     def one_of(self, values: list) -> ColumnElement[bool]:
+        """`value IN values`, the list bound as one parameter (sql.OneOf)."""
         if not values:
             return sa.false()
         distinct = sorted(set(values), key=str)
-        if self.kind == "number" and all(isinstance(v, int) for v in distinct):
-            return self.expr.in_(distinct)  # one expanding parameter
-        if self.kind in TEXTUAL and self.lowered:
-            return self.expr.in_(sorted({v.lower() for v in distinct}))
-        return self._side().in_([self._operand(v) for v in distinct])
+        if self.kind == "number":
+            whole = all(isinstance(v, int) for v in distinct)
+            return OneOf(self.expr, distinct, sa.BigInteger() if whole else sa.Numeric())
+        if self.kind in TEXTUAL:
+            if self.lowered:
+                return OneOf(self.expr, sorted({v.lower() for v in distinct}), sa.Text())
+            return OneOf(self.expr, distinct, sa.Text(), folded=True)
+        return self.expr.in_([self._operand(v) for v in distinct])  # dates, times, true/false
 
     def like(self, pattern: str) -> ColumnElement[bool]:
         if self.lowered:

@@ -164,3 +164,46 @@ def _member_sql(element: Member, compiler, **kw) -> str:
     sub = element.subquery
     correlated = sub.where(sub.selected_columns[0] == contacts.c.id).correlate(contacts)
     return compiler.process(sa.not_(correlated.exists()), **kw)
+
+
+class OneOf(ColumnElement):
+    """`expr IN values` bound as ONE parameter however many values there are: an array on
+    PostgreSQL (`= ANY`, or `IN (SELECT … unnest)` when folded), a JSON text on SQLite
+    (`IN (SELECT value FROM json_each(?))`). No statement text grows with the list and no
+    parameter limit is reached. `folded`: compare ignoring case (sql.fold on both sides).
+
+    Not cached (inherit_cache = False): its parameter is made when it is compiled."""
+
+    type = sa.Boolean()
+    inherit_cache = False
+
+    def __init__(self, expr, values: list, kind: sa.types.TypeEngine, *, folded: bool = False):
+        self.expr = expr
+        self.values = values
+        self.kind = kind
+        self.folded = folded
+
+
+@compiles(OneOf, "postgresql")
+def _one_of_pg(element: OneOf, compiler, **kw) -> str:
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    values = element.values
+    if isinstance(element.kind, sa.Numeric):
+        values = [Decimal(repr(v)) if isinstance(v, float) else Decimal(v) for v in values]
+    array = sa.cast(sa.bindparam(None, values, type_=ARRAY(element.kind)), ARRAY(element.kind))
+    if not element.folded:
+        return compiler.process(element.expr == sa.any_(array), **kw)
+    each = sa.func.unnest(array).table_valued("value").render_derived()
+    return compiler.process(fold(element.expr).in_(sa.select(fold(each.c.value))), **kw)
+
+
+@compiles(OneOf)
+def _one_of_default(element: OneOf, compiler, **kw) -> str:
+    import json
+
+    param = sa.bindparam(None, json.dumps(element.values), type_=sa.String)
+    each = sa.func.json_each(param).table_valued("value")
+    if not element.folded:
+        return compiler.process(element.expr.in_(sa.select(each.c.value)), **kw)
+    return compiler.process(fold(element.expr).in_(sa.select(fold(each.c.value))), **kw)

@@ -171,6 +171,10 @@ CONTACTS = {
         {"email": "x@example.com", "details": {"k\u0000": "v"}},
         "contacts[1].details.k\u0000",
     ),
+    "101 detail keys": (
+        {"email": "x@example.com", "details": {f"k{i}": "v" for i in range(101)}},
+        "contacts[1].details",
+    ),
     "tag of Unicode blanks": (
         {"email": "x@example.com", "tags": [" \u3000\ufeff"]},
         "contacts[1].tags[0]",

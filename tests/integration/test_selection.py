@@ -630,3 +630,28 @@ def test_segments_multiplied_by_reuse_are_refused_at_once(client):
         assert r.status_code == (201 if i < 4 else 422), r.text
     assert "expands to more than" in r.json()["error"]["details"][0]["message"]
     assert client.count({"include": [{"type": "segment", "segments": ["s3"]}]}) == 0
+
+
+def test_long_in_lists_are_one_parameter_each(world):
+    """Two lists of 10,000 values (SQLite stops at 32,766 parameters a statement, and
+    the statement text no longer grows with them); past 20,000 values in all, a 422."""
+
+    def spec(emails, scores):
+        return {
+            "filter": {
+                "and": [
+                    {"field": "email", "op": "in", "value": emails},
+                    {"field": "score", "op": "not_in", "value": scores},
+                ]
+            }
+        }
+
+    small = spec(["ANNA@shop.pl", "bob@shop.pl"], [5])
+    big = spec(
+        [f"nobody{i}@x.pl" for i in range(9_998)] + ["ANNA@shop.pl", "bob@shop.pl"],
+        list(range(10_000, 19_999)) + [5],
+    )
+    assert _names(world, big) == _names(world, small) != set()
+    big["filter"]["and"].append({"field": "city", "op": "in", "value": ["x"] * 1_000})
+    r = world[0].post("/v1/selections/count", json=big)
+    assert r.status_code == 422 and "20000 values" in r.json()["error"]["message"], r.text
