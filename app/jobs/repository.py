@@ -330,6 +330,9 @@ def due_jobs(conn: Connection, limit: int = 20, now: datetime | None = None) -> 
 
 
 def mark_enqueued(conn: Connection, job_ids: list[int], now: datetime | None = None) -> None:
+    """Queue bookkeeping, on the engine's duty: the API marks its own job after the
+    request's transaction, the reaper any account's."""
+    engine_duty(conn)
     conn.execute(sa.update(j).where(j.c.id.in_(job_ids)).values(enqueued_at=now or t.utcnow()))
 
 

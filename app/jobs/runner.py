@@ -143,9 +143,7 @@ def _take_snapshot(conn: Connection, row: Row, owner: str) -> int:
         conn, row.account_id, row.id, members=members, counted=counted, as_of=as_of
     )
     if total != count:
-        raise WrongSnapshot(
-            f"the snapshot holds {total} contacts but the selection counts {count}"
-        )
+        raise WrongSnapshot(f"the snapshot holds {total} contacts but the selection counts {count}")
     return total
 
 
