@@ -328,11 +328,11 @@ def explain(
     analyze: Annotated[bool, typer.Option(help="EXPLAIN ANALYZE (runs the query)")] = False,
 ) -> None:
     """Print the SQL a selection compiles to and, on PostgreSQL, its plan."""
-    from app.db import make_engine
+    from app.db import for_account, make_engine
     from app.selection.service import explain as explain_selection
 
     data = json.loads(sys.stdin.read() if str(spec) == "-" else spec.read_text())
-    engine = make_engine(_settings().database_url)
+    engine = for_account(make_engine(_settings().database_url), account)
     with engine.begin() as conn:
         sql, plan = explain_selection(conn, account, data, analyze=analyze)
     for line in [sql, *plan]:
