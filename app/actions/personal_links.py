@@ -66,6 +66,8 @@ class GenerateLinksHandler(ActionHandler):
         if not contacts:
             return set()
         secret = rc.settings.link_secret
+        if not secret:  # `audience serve` / `worker` never start so; only embedded use can
+            raise RuntimeError("AUDIENCE_LINK_SECRET is not set: no personal links without it")
         tokens = {cid: link_token(secret, rc.account_id, cid, rc.job_id) for cid in contacts}
         urls = {cid: self.action.url.replace("{token}", tok) for cid, tok in tokens.items()}
         rows = [{"contact_id": cid, "token": tok, "url": urls[cid]} for cid, tok in tokens.items()]
