@@ -1,8 +1,5 @@
 """Personal links: a URL per contact with a token of its own, listed by the job's output."""
 
-import base64
-import hashlib
-import hmac
 import re
 from typing import Annotated, Literal
 
@@ -19,6 +16,7 @@ from app.actions.base import (
     record_output,
 )
 from app.db import insert_rows
+from app.personal_links.secret import link_token
 
 # What the schema documents and the validator enforces (with friendlier messages).
 URL_TEMPLATE = re.compile(r"^https?://[!-~]*\{token\}[!-~]*$")
@@ -46,14 +44,6 @@ class GenerateLinks(ActionModel):
         if not URL_TEMPLATE.match(v):
             raise ValueError("must be printable ASCII: no white space or control characters")
         return v
-
-
-def link_token(secret: str, account_id: int, contact_id: int, job_id: int | None) -> str:
-    """HMAC of (account, contact, job): stable on retry, verifiable, not guessable."""
-    mac = hmac.new(
-        secret.encode(), f"{account_id}:{contact_id}:{job_id}".encode(), hashlib.sha256
-    ).digest()
-    return base64.urlsafe_b64encode(mac[:24]).decode().rstrip("=")
 
 
 @handles(GenerateLinks)

@@ -6,6 +6,9 @@ So outside the embedded demo the service does not start without a strong secret,
 demo makes a random one and keeps it beside its database (links stay stable across
 restarts)."""
 
+import base64
+import hashlib
+import hmac
 import math
 import os
 import secrets
@@ -20,6 +23,15 @@ MIN_BITS = 128
 PLACEHOLDERS = ("change-me", "changeme", "change_me", "secret", "password")
 HOW_TO = "export AUDIENCE_LINK_SECRET=$(openssl rand -hex 32)"
 DEMO_SECRET_FILE = "audience-demo.link-secret"
+
+
+def link_token(secret: str, account_id: int, contact_id: int, job_id: int | None) -> str:
+    """HMAC of (account, contact, job): stable on retry, not guessable without the secret,
+    and checked again when a link is verified (so a new secret retires every old link)."""
+    mac = hmac.new(
+        secret.encode(), f"{account_id}:{contact_id}:{job_id}".encode(), hashlib.sha256
+    ).digest()
+    return base64.urlsafe_b64encode(mac[:24]).decode().rstrip("=")
 
 
 def secret_problem(secret: str | None) -> str | None:

@@ -6,6 +6,7 @@ what a failed job tells its tenant."""
 import asyncio
 import csv
 import io
+import secrets
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -206,3 +207,20 @@ def test_a_job_whose_rule_went_away_says_so(client):
     done = client.wait(job["id"])
     assert done["status"] == "failed" and done["error_code"] == "validation_error"
     assert "rule" in done["error"] and "SELECT" not in done["error"]
+
+
+def test_a_new_link_secret_retires_the_links_made_with_the_old_one(api, client):
+    """Rotating the secret after a leak must retire the tokens the leaked one computes."""
+    client.load({"email": "a@x.com"})
+    job = client.run({}, [{"type": "generate_links", "url": "https://x.example/?t={token}"}])
+    (row,) = csv.DictReader(io.StringIO(client.get(f"/v1/jobs/{job['id']}/output").text))
+    token = row["value"].split("t=")[1]
+    assert client.get(f"/v1/links/{token}").status_code == 200
+    settings = api.app.state.settings
+    saved = settings.link_secret
+    settings.link_secret = secrets.token_hex(32)
+    try:
+        assert client.get(f"/v1/links/{token}").status_code == 404
+    finally:
+        settings.link_secret = saved
+    assert client.get(f"/v1/links/{token}").json()["email"] == "a@x.com"
