@@ -112,11 +112,13 @@ def cancel_job(job_id: PathId, account_id: AccountDep, conn: WriteConn) -> dict:
         }
     },
 )
-def job_output(job_id: PathId, account_id: AccountDep, conn: ReadConn, engine: EngineDep):
+def job_output(
+    job_id: PathId, account_id: AccountDep, conn: ReadConn, engine: EngineDep, settings: SettingsDep
+):
     service.get_job(conn, account_id, job_id)  # 404 for another account's job
     # read in batches, each on its own connection, while the response streams
     return StreamingResponse(
-        service.output_rows(engine, account_id, job_id),
+        service.output_rows(engine, account_id, job_id, settings.statement_timeout_s),
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="job-{job_id}-output.csv"'},
     )

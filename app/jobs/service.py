@@ -13,6 +13,7 @@ from app import tables as t
 from app.actions import RunContext, prepare
 from app.config import Settings
 from app.csvcells import csv_line
+from app.db import set_statement_timeout
 from app.errors import Conflict, NotFound, job_error_shown
 from app.jobs import repository
 from app.jobs.schemas import JobIn
@@ -185,13 +186,17 @@ def cancel(conn: Connection, account_id: int, job_id: int) -> dict:
     return get_job(conn, account_id, job_id)
 
 
-def output_rows(engine: Engine, account_id: int, job_id: int, batch: int = 5000) -> Iterator[str]:
+def output_rows(
+    engine: Engine, account_id: int, job_id: int, timeout_s: float, batch: int = 5000
+) -> Iterator[str]:
     """CSV of a job's coupons/links, read in keyset batches (never all in memory), a batch
-    a piece: a streamed piece costs a hop to a thread, so never one per line."""
+    a piece: a streamed piece costs a hop to a thread, so never one per line. Each batch
+    runs under the statement timeout."""
     yield csv_line(("contact_id", "email", "value"))
     last = (-1, -1)
     while True:
         with engine.connect() as conn:
+            set_statement_timeout(conn, timeout_s)
             rows = repository.output_batch(conn, account_id, job_id, after=last, limit=batch)
         if not rows:
             return
