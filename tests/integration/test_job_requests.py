@@ -124,6 +124,27 @@ def test_dry_run_and_guarded_submit_answer_503_past_the_timeout(slow, api):
     assert total == client.count(spec) > 0
 
 
+def test_plain_reads_run_under_the_timeout_too(db_url, api, client, monkeypatch):
+    """Every route's connection carries the statement timeout; past it, a 503."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("statement_timeout is PostgreSQL's")
+    from app.jobs import service
+
+    monkeypatch.setattr(
+        service, "list_jobs", lambda conn, *_: conn.execute(sa.text("SELECT pg_sleep(5)"))
+    )
+    settings = api.app.state.settings
+    saved = settings.statement_timeout_s
+    settings.statement_timeout_s = 0.05
+    try:
+        started = time.monotonic()
+        r = api.get("/v1/jobs", headers=client.headers)
+    finally:
+        settings.statement_timeout_s = saved
+    assert r.status_code == 503 and r.json()["error"]["code"] == "query_timeout", r.text
+    assert time.monotonic() - started < 4
+
+
 class Leaving:
     """A request whose client has gone away."""
 
