@@ -92,6 +92,9 @@ def normalize_url(url: str) -> str:
 
 def make_engine(url: str, **kwargs) -> Engine:
     url = normalize_url(url)
+    # A failed statement's error (logged, and once shown to tenants) never carries its
+    # values: contact data, and lists of thousands of ids that made megabyte log lines.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         return _sqlite_engine(url, **kwargs)
     return _postgres_engine(url, **kwargs)

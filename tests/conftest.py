@@ -3,6 +3,7 @@ set), one fresh database per test session, one fresh account per test (accounts 
 isolated, so tests never see each other's data)."""
 
 import os
+import secrets
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,9 @@ from app.db import make_engine, normalize_url
 from app.main import create_app
 from app.migrate import upgrade
 
+# Servers and workers (and so the arq workers tests start) refuse to start without a
+# strong link secret: the test session's own, random.
+os.environ.setdefault("AUDIENCE_LINK_SECRET", secrets.token_hex(32))
 PG_URL = os.environ.get("AUDIENCE_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("AUDIENCE_TEST_REDIS_URL")
 

@@ -29,6 +29,7 @@ from app.actions import RunContext, prepare
 from app.actions.schemas import ActionList
 from app.config import Settings
 from app.db import disconnected, engine_duty, for_account
+from app.errors import job_failure
 from app.jobs import repository
 from app.jobs.state import Outcome, Status
 from app.selection.service import prepare as prepare_selection
@@ -85,7 +86,7 @@ def run_job(
         if disconnected(exc):
             return _interrupted(job_id, exc)
         log.exception("job failed", job_id=job_id)
-        error = f"{type(exc).__name__}: {exc}"[:2000]
+        error = job_failure(exc)  # the tenant's; the detail is in the line above
         with engine.begin() as conn:
             repository.finish(conn, job_id, owner=owner, status=Status.FAILED, error=error)
         log.info("job finished", job_id=job_id, status=Status.FAILED, error=error)
