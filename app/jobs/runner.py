@@ -29,7 +29,7 @@ from app.actions import RunContext, prepare
 from app.actions.schemas import ActionList
 from app.config import Settings
 from app.db import disconnected, engine_duty, for_account
-from app.errors import job_failure
+from app.errors import AudienceError, job_failure
 from app.jobs import repository
 from app.jobs.state import Outcome, Status
 from app.selection.service import prepare as prepare_selection
@@ -45,10 +45,13 @@ class LostLease(Exception):
     """Another worker took the job over; stop without touching it."""
 
 
-class WrongSnapshot(Exception):
+class WrongSnapshot(AudienceError):
     """The job's snapshot is not what its selection asks for: taken while not acting for
     the job's account, disagreeing with the selection's count, or not processed whole.
-    The job fails, loudly, rather than pass having done less than asked."""
+    The job fails, loudly, rather than pass having done less than asked; its tenant sees
+    why (counts of its own contacts), under a code of its own."""
+
+    code = "wrong_snapshot"
 
 
 def _retryable(exc: Exception) -> bool:
