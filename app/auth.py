@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Connection
 
 from app import tables as t
-from app.db import ACCOUNT, retry_read
+from app.db import ACCOUNT, act_as, is_postgres, present_key, retry_read
 from app.errors import Unauthorized
 
 
@@ -24,9 +24,16 @@ def new_key() -> str:
 
 
 def create_account(conn: Connection, name: str, key: str | None = None) -> tuple[int, str]:
+    """A new account and its first key. On PostgreSQL its id is drawn first, so that the
+    transaction acts for it (row-level security) before writing its rows."""
     key = key or new_key()
+    values = {"name": name, "created_at": t.utcnow()}
+    if is_postgres(conn):
+        next_id = sa.func.nextval(sa.func.pg_get_serial_sequence("accounts", "id"))
+        values["id"] = conn.execute(sa.select(next_id)).scalar_one()
+        act_as(conn, values["id"])
     account_id = conn.execute(
-        sa.insert(t.accounts).values(name=name, created_at=t.utcnow()).returning(t.accounts.c.id)
+        sa.insert(t.accounts).values(**values).returning(t.accounts.c.id)
     ).scalar_one()
     conn.execute(
         sa.insert(t.api_keys).values(
@@ -37,8 +44,12 @@ def create_account(conn: Connection, name: str, key: str | None = None) -> tuple
 
 
 def account_for_key(conn: Connection, key: str) -> int | None:
+    """The key's account; the lookup shows row-level security the key's hash, which makes
+    that one key's row visible to a transaction acting for no account yet."""
+    key_hash = hash_key(key)
+    present_key(conn, key_hash)
     return conn.execute(
-        sa.select(t.api_keys.c.account_id).where(t.api_keys.c.key_hash == hash_key(key))
+        sa.select(t.api_keys.c.account_id).where(t.api_keys.c.key_hash == key_hash)
     ).scalar_one_or_none()
 
 

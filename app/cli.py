@@ -60,6 +60,41 @@ def ensure_demo(engine, settings) -> str:
     return key
 
 
+def _embedded_demo(settings) -> bool:
+    return settings.demo and _is_sqlite(settings.database_url)
+
+
+def _database_folder(url: str) -> Path:
+    import sqlalchemy as sa
+
+    database = sa.make_url(url).database
+    if not database or database == ":memory:":
+        return Path.cwd()
+    return Path(database).resolve().parent
+
+
+def with_link_secret(settings):
+    """The settings a server or worker runs with: the embedded demo makes its own link
+    secret (kept beside its database); anywhere else a missing, short, placeholder or
+    patterned AUDIENCE_LINK_SECRET stops the start (exit status 2), as links made with it
+    could be forged."""
+    from app.personal_links.secret import HOW_TO, MIN_BYTES, demo_secret, secret_problem
+
+    if not settings.link_secret and _embedded_demo(settings):
+        secret = demo_secret(_database_folder(settings.database_url))
+        settings = settings.model_copy(update={"link_secret": secret})
+    problem = secret_problem(settings.link_secret)
+    if problem is not None:
+        typer.echo(
+            f"AUDIENCE_LINK_SECRET {problem}: personal links made with it could be forged. "
+            f"Set it to at least {MIN_BYTES} random bytes, the same for the API and every "
+            f"worker, e.g.\n  {HOW_TO}",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return settings
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
@@ -73,12 +108,12 @@ def serve(
     from app.main import create_app
     from app.migrate import upgrade
 
-    settings = _settings()
+    settings = with_link_secret(_settings())
     logs.setup(settings.log_level, settings.log_json)
     if _is_sqlite(settings.database_url):
         upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
-    if settings.demo and _is_sqlite(settings.database_url):
+    if _embedded_demo(settings):
         key = ensure_demo(engine, settings)
         typer.echo(f"demo account API key: {key}")
         typer.echo(
@@ -99,7 +134,7 @@ def worker(
     from app import logs
     from app.jobs.worker import make_worker, run_forever
 
-    settings = _settings()
+    settings = with_link_secret(_settings())
     logs.setup(settings.log_level, settings.log_json)
     if not settings.redis_url:
         typer.echo("AUDIENCE_REDIS_URL is not set: jobs run inside `audience serve`", err=True)
@@ -328,11 +363,11 @@ def explain(
     analyze: Annotated[bool, typer.Option(help="EXPLAIN ANALYZE (runs the query)")] = False,
 ) -> None:
     """Print the SQL a selection compiles to and, on PostgreSQL, its plan."""
-    from app.db import make_engine
+    from app.db import for_account, make_engine
     from app.selection.service import explain as explain_selection
 
     data = json.loads(sys.stdin.read() if str(spec) == "-" else spec.read_text())
-    engine = make_engine(_settings().database_url)
+    engine = for_account(make_engine(_settings().database_url), account)
     with engine.begin() as conn:
         sql, plan = explain_selection(conn, account, data, analyze=analyze)
     for line in [sql, *plan]:

@@ -23,9 +23,12 @@ class Settings(BaseSettings):
     # A queued job enqueued this long ago and still not started was probably lost by
     # Redis (flushed, restarted): the reaper enqueues it again (duplicates are harmless).
     job_requeue_s: float = 30.0
-    # Secret for personal link tokens (HMAC). Set it in production.
-    link_secret: str = "change-me-in-production"
-    max_body_bytes: int = 64 * 1024 * 1024
+    # Secret for personal link tokens (HMAC): at least 32 random bytes. `audience serve`
+    # and `audience worker` refuse to start without one, except in the embedded demo.
+    link_secret: str | None = None
+    # Larger request bodies get 413. 10,000 contacts as the demo data has them take
+    # 4.4 MiB; with every field, five tags and five details, 8 MiB.
+    max_body_bytes: int = 10 * 1024 * 1024
     # Per account, on count/preview and on job submission (each its own bucket): this
     # many requests at once, then this many a second; beyond, 429 with Retry-After.
     # 0 turns the limit off.

@@ -92,6 +92,9 @@ def normalize_url(url: str) -> str:
 
 def make_engine(url: str, **kwargs) -> Engine:
     url = normalize_url(url)
+    # A failed statement's error (logged, and once shown to tenants) never carries its
+    # values: contact data, and lists of thousands of ids that made megabyte log lines.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         return _sqlite_engine(url, **kwargs)
     return _postgres_engine(url, **kwargs)
@@ -152,13 +155,11 @@ def _postgres_engine(url: str, **kwargs) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _name_the_account(conn: Connection):
-        # Row-level security (migration 0003): a transaction on behalf of an account sees
-        # and writes only that account's rows, whatever the query says.
-        account_id = ACCOUNT.get()
+        # Row-level security (migration 0004): a transaction sees and writes only the rows
+        # of the account it names, and nothing at all when it names none.
+        account_id = conn.get_execution_options().get(ACCOUNT_OPTION, ACCOUNT.get())
         if account_id is not None:
-            conn.exec_driver_sql(
-                "SELECT set_config('audience.account_id', %s, true)", (str(account_id),)
-            )
+            _set_local(conn, ACCOUNT_SETTING, str(account_id))
 
     return engine
 
@@ -166,6 +167,45 @@ def _postgres_engine(url: str, **kwargs) -> Engine:
 # The account the current request acts for (set by app.auth once its key is checked);
 # every PostgreSQL transaction begun in this context is scoped to it by row-level security.
 ACCOUNT: ContextVar[int | None] = ContextVar("audience_account", default=None)
+
+# The settings row-level security reads (migration 0004), each local to one transaction:
+# the account it acts for; the engine's bookkeeping duty, which sees every account's jobs
+# rows and nothing else; the hash of the API key a request presents, which makes that one
+# key's row visible.
+ACCOUNT_SETTING = "audience.account_id"
+ROLE_SETTING = "audience.role"
+KEY_SETTING = "audience.key_hash"
+ENGINE_ROLE = "engine"
+ACCOUNT_OPTION = "audience_account_id"
+
+
+def for_account(engine: Engine, account_id: int) -> Engine:
+    """The same engine (one pool), every transaction of which acts for `account_id`: how
+    the job runner works on one job, and the CLI on one account."""
+    return engine.execution_options(**{ACCOUNT_OPTION: account_id})
+
+
+def act_as(conn: Connection, account_id: int) -> None:
+    """From here to the end of its transaction, `conn` acts for `account_id`."""
+    _set_local(conn, ACCOUNT_SETTING, str(account_id))
+
+
+def engine_duty(conn: Connection) -> None:
+    """From here to the end of its transaction, `conn` does the job engine's bookkeeping
+    across accounts (claiming, reaping, purging, `audience doctor`): every jobs row, and
+    nothing of any other table, unless it also acts for an account."""
+    _set_local(conn, ROLE_SETTING, ENGINE_ROLE)
+
+
+def present_key(conn: Connection, key_hash: str) -> None:
+    """Make the row of the API key with this hash visible (the key lookup, before the
+    request's account is known), to the end of the transaction."""
+    _set_local(conn, KEY_SETTING, key_hash)
+
+
+def _set_local(conn: Connection, name: str, value: str) -> None:
+    if is_postgres(conn):
+        conn.exec_driver_sql("SELECT set_config(%s, %s, true)", (name, value))
 
 
 def is_postgres(conn_or_engine) -> bool:

@@ -1,6 +1,7 @@
 """One error hierarchy, one body shape:
 {"error": {"code", "message", "details": [{"path", "message"}]}}."""
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -75,6 +76,38 @@ class Invalid(AudienceError):
 class QueryTimeout(AudienceError):
     status_code = 503
     code = "query_timeout"
+
+
+QUERY_CANCELED = "57014"  # PostgreSQL: statement_timeout, or a cancel request
+
+
+# --- a failed job's `error`, as its tenant reads it -------------------------------------
+
+INTERNAL = "internal_error"
+JOB_FAILED = "the job stopped on an unexpected error; the service's log has the detail"
+# "code: message" as job_failure stores it; an exception's text (what was stored before
+# codes) starts with its class name, never with a lower-case code.
+_STORED = re.compile(r"([a-z][a-z_]*): (.*)", re.DOTALL)
+
+
+def job_failure(exc: BaseException) -> str:
+    """What a job that failed on `exc` stores as its error: ours as raised (a rule or a
+    segment gone since submit: the tenant's to fix), anything else a stable code and a
+    generic message. The detail (SQL text, contact data) goes to the server log only."""
+    if isinstance(exc, AudienceError):
+        return f"{exc.code}: {exc.message}"[:2000]
+    return f"{INTERNAL}: {JOB_FAILED}"
+
+
+def job_error_shown(stored: str | None) -> tuple[str | None, str | None]:
+    """(code, message) of a job's stored error for its tenant; an error stored as raw
+    exception text reads as the generic internal error."""
+    if stored is None:
+        return None, None
+    found = _STORED.fullmatch(stored)
+    if found is None:
+        return INTERNAL, JOB_FAILED
+    return found.group(1), found.group(2)
 
 
 def error_body(code: str, message: str, details=None, **extra) -> dict:
@@ -227,6 +260,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError):
+        if getattr(exc.orig, "sqlstate", None) == QUERY_CANCELED:  # the statement timeout
+            timeout = QueryTimeout("the query took longer than the statement timeout")
+            return await _audience(request, timeout)
         if disconnected(exc):  # a restart or fail-over: worth trying again shortly
             return JSONResponse(
                 error_body("unavailable", "the database is unreachable; try again"),

@@ -70,7 +70,7 @@ class RequestContext:
             log.info(
                 "request",
                 method=scope["method"],
-                path=scope["path"],
+                path=logs.loggable_path(scope["path"]),
                 status=status["code"],
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )

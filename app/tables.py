@@ -1,6 +1,8 @@
 """Every table of Audience: the one metadata Alembic migrates.
 
-Every account-owned table carries `account_id`, and every unique key includes it.
+Every account-owned table carries `account_id` (row-level security keeps each account to
+its own rows on PostgreSQL: migrations 0003 and 0004), and every unique key includes it;
+the job engine's own tables lead their primary keys with it.
 Link tables are keyed (contact, thing) and indexed (thing, contact), so both
 "contacts having X" and "does contact C have X" are answered by an index.
 """
@@ -372,37 +374,41 @@ jobs = sa.Table(
 job_actions = sa.Table(
     "job_actions",
     metadata,
+    _account(),
     _ref("job_id", "jobs.id"),
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("type", sa.String(64), nullable=False),
     sa.Column("affected", sa.BigInteger, nullable=False, server_default="0"),
-    sa.PrimaryKeyConstraint("job_id", "position"),
+    sa.PrimaryKeyConstraint("account_id", "job_id", "position"),
 )
 
 
 # The snapshot: one row per selected contact, taken by one INSERT … SELECT.
-# job_members and job_output carry job_id without a foreign key: a snapshot inserts
-# hundreds of thousands of rows in one statement, and a per-row constraint trigger was
-# half its time. Rows of a job go with it in app.jobs (nothing else deletes jobs).
-def _job_id() -> sa.Column:
-    return sa.Column("job_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False)
+# job_members and job_output carry account_id and job_id without a foreign key: a
+# snapshot inserts hundreds of thousands of rows in one statement, and a per-row
+# constraint trigger was half its time. Rows of a job go with it in app.jobs (nothing
+# else deletes jobs).
+def _plain_id(name: str) -> sa.Column:
+    return sa.Column(name, sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False)
 
 
 job_members = sa.Table(
     "job_members",
     metadata,
-    _job_id(),
-    sa.Column("contact_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
-    sa.PrimaryKeyConstraint("job_id", "contact_id"),
+    _plain_id("account_id"),
+    _plain_id("job_id"),
+    _plain_id("contact_id"),
+    sa.PrimaryKeyConstraint("account_id", "job_id", "contact_id"),
 )
 
 # Generated coupons and links, listed by GET /v1/jobs/{id}/output.
 job_output = sa.Table(
     "job_output",
     metadata,
-    _job_id(),
+    _plain_id("account_id"),
+    _plain_id("job_id"),
     sa.Column("position", sa.Integer, nullable=False),
-    sa.Column("contact_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+    _plain_id("contact_id"),
     sa.Column("value", sa.Text, nullable=False),
-    sa.PrimaryKeyConstraint("job_id", "position", "contact_id"),
+    sa.PrimaryKeyConstraint("account_id", "job_id", "position", "contact_id"),
 )

@@ -10,7 +10,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from fastapi import Path
+from fastapi import Path, Query
 from pydantic import AfterValidator, BeforeValidator, Field, StrictFloat, StringConstraints
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -37,6 +37,14 @@ Int64 = integer(json_schema_extra=_INT64)
 Id = integer(ge=1, json_schema_extra=_INT64)
 # An id in a path: any 64-bit integer (one that names nothing is a 404); past 64 bits, a 422.
 PathId = Annotated[int, Path(ge=INT64_MIN, le=INT64_MAX, json_schema_extra=_INT64)]
+
+
+def query_id(description: str) -> Any:
+    """An optional id in a query string (a page's cursor): a positive 64-bit integer; past
+    64 bits a 422, never a 500 from a database that cannot compare it."""
+    return Annotated[
+        int | None, Query(ge=1, le=INT64_MAX, description=description, json_schema_extra=_INT64)
+    ]
 
 
 def no_nul(value: str) -> str:

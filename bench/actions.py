@@ -78,8 +78,8 @@ COUPONS_SQL = (
     f"'{name_key(COUPON)}', upper(substr(md5(random()::text || c.id::text), 1, 12)), "
     f"now() + interval '14 days', :job, now() FROM contacts c WHERE {SEL} "
     "ON CONFLICT (account_id, code) DO NOTHING RETURNING contact_id, code) "
-    "INSERT INTO job_output (job_id, position, contact_id, value) "
-    "SELECT :job, 1, contact_id, code FROM given"
+    "INSERT INTO job_output (account_id, job_id, position, contact_id, value) "
+    "SELECT :a, :job, 1, contact_id, code FROM given"
 )
 LINKS = "https://bench.example/r/"
 RULE = "Bench rule"
@@ -271,8 +271,8 @@ def steps(rule_id: int) -> list[Step]:
             "created_at) SELECT :a, c.id, :job, x.token, :prefix || x.token, now() "
             "FROM contacts c, LATERAL (SELECT encode(sha256(convert_to('floor:' || :job || "
             f"':' || c.id, 'UTF8')), 'hex') AS token) x WHERE {SEL} ON CONFLICT DO NOTHING "
-            "RETURNING contact_id, url) INSERT INTO job_output (job_id, position, contact_id, "
-            "value) SELECT :job, 1, contact_id, url FROM given",
+            "RETURNING contact_id, url) INSERT INTO job_output (account_id, job_id, position, "
+            "contact_id, value) SELECT :a, :job, 1, contact_id, url FROM given",
             ("links", "job_output"),
             [clear_links],
         ),

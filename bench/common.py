@@ -1,6 +1,7 @@
 """Shared bench plumbing: a seeded PostgreSQL database, a running API, timing."""
 
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -81,6 +82,7 @@ class Server:
     def __init__(self, url: str, redis_url: str | None = None, **env):
         self.port = free_port()
         self.env = {
+            "AUDIENCE_LINK_SECRET": secrets.token_hex(32),  # unless the caller set one
             **os.environ,
             "AUDIENCE_DATABASE_URL": url,
             "AUDIENCE_LOG_LEVEL": "WARNING",

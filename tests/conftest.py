@@ -3,6 +3,7 @@ set), one fresh database per test session, one fresh account per test (accounts 
 isolated, so tests never see each other's data)."""
 
 import os
+import secrets
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,9 @@ from app.db import make_engine, normalize_url
 from app.main import create_app
 from app.migrate import upgrade
 
+# Servers and workers (and so the arq workers tests start) refuse to start without a
+# strong link secret: the test session's own, random.
+os.environ.setdefault("AUDIENCE_LINK_SECRET", secrets.token_hex(32))
 PG_URL = os.environ.get("AUDIENCE_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("AUDIENCE_TEST_REDIS_URL")
 
@@ -85,9 +89,21 @@ def make_settings(db_url: str, **overrides) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def api(db_url, engine) -> Iterator[TestClient]:
+def app_engine(db_url, engine) -> Iterator[sa.Engine]:
+    """The engine of the app under test: on PostgreSQL connected as audience_app, as it is
+    deployed, so that every test through the API (jobs included) runs under row-level
+    security; the session's `engine` (the tables' owner) serves the tests' own look-ups."""
+    if not db_url.startswith("postgresql"):
+        yield engine
+        return
+    with app_role_engine(db_url, pool_size=10) as role_engine:
+        yield role_engine
+
+
+@pytest.fixture(scope="session")
+def api(db_url, app_engine) -> Iterator[TestClient]:
     """The app on this database, in-process job runner started."""
-    app = create_app(make_settings(db_url), engine=engine)
+    app = create_app(make_settings(db_url), engine=app_engine)
     with TestClient(app) as client:
         yield client
 
@@ -182,14 +198,16 @@ class Scoped:
 
 
 @pytest.fixture
-def solo_app(db_url, engine, api):
+def solo_app(db_url, app_engine, api):
     """make(**settings) -> a TestClient of an app with those settings and the only job
     runner on this database (the session's is paused: two runners would race for jobs)."""
     api.app.state.runner.stop()
     clients: list[TestClient] = []
+    session_engine = app_engine
 
     def make(app_engine=None, **overrides) -> TestClient:
-        app = create_app(make_settings(db_url, **overrides), engine=app_engine or engine)
+        settings = make_settings(db_url, **overrides)
+        app = create_app(settings, engine=app_engine or session_engine)
         client = TestClient(app)
         client.__enter__()
         clients.append(client)

@@ -136,5 +136,5 @@ def record_output(rc: RunContext, values: dict[int, str]) -> None:
     if rc.job_id is None or not values:
         return
     rows = [{"contact_id": cid, "value": v} for cid, v in values.items()]
-    constants = {"job_id": rc.job_id, "position": rc.position}
+    constants = {"account_id": rc.account_id, "job_id": rc.job_id, "position": rc.position}
     rc.conn.execute(insert_rows(rc.conn, t.job_output, rows, constants).on_conflict_do_nothing())

@@ -1,8 +1,5 @@
 """Personal links: a URL per contact with a token of its own, listed by the job's output."""
 
-import base64
-import hashlib
-import hmac
 import re
 from typing import Annotated, Literal
 
@@ -19,6 +16,7 @@ from app.actions.base import (
     record_output,
 )
 from app.db import insert_rows
+from app.personal_links.secret import link_token
 
 # What the schema documents and the validator enforces (with friendlier messages).
 URL_TEMPLATE = re.compile(r"^https?://[!-~]*\{token\}[!-~]*$")
@@ -48,14 +46,6 @@ class GenerateLinks(ActionModel):
         return v
 
 
-def link_token(secret: str, account_id: int, contact_id: int, job_id: int | None) -> str:
-    """HMAC of (account, contact, job): stable on retry, verifiable, not guessable."""
-    mac = hmac.new(
-        secret.encode(), f"{account_id}:{contact_id}:{job_id}".encode(), hashlib.sha256
-    ).digest()
-    return base64.urlsafe_b64encode(mac[:24]).decode().rstrip("=")
-
-
 @handles(GenerateLinks)
 class GenerateLinksHandler(ActionHandler):
     def changes(self, rc: RunContext):
@@ -66,6 +56,8 @@ class GenerateLinksHandler(ActionHandler):
         if not contacts:
             return set()
         secret = rc.settings.link_secret
+        if not secret:  # `audience serve` / `worker` never start so; only embedded use can
+            raise RuntimeError("AUDIENCE_LINK_SECRET is not set: no personal links without it")
         tokens = {cid: link_token(secret, rc.account_id, cid, rc.job_id) for cid in contacts}
         urls = {cid: self.action.url.replace("{token}", tok) for cid, tok in tokens.items()}
         rows = [{"contact_id": cid, "token": tok, "url": urls[cid]} for cid, tok in tokens.items()]

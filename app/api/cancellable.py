@@ -3,7 +3,7 @@ their own, under the statement timeout; cancelled on the server when the client 
 run again on a fresh connection when the database dropped it."""
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from app import logs
 from app.db import retry_read, set_statement_timeout
-from app.errors import QueryTimeout
+from app.errors import QUERY_CANCELED, QueryTimeout
 
 log = logs.get("audience.http")
 T = TypeVar("T")
@@ -48,8 +48,7 @@ async def run_cancellable(request: Request, work: Callable[[QueryHandle], Any]) 
 
 
 def _timed_out(exc: OperationalError) -> bool:
-    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    return code == "57014"  # query_canceled (statement_timeout)
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == QUERY_CANCELED
 
 
 class ReadQuery:
@@ -62,15 +61,34 @@ class ReadQuery:
         self.timeout_s = timeout_s
 
     async def __call__(self, work: Callable[[Connection], T]) -> T:
+        return await self._answer_timeout(
+            retry_read(lambda: run_cancellable(self.request, self._transaction(work)))
+        )
+
+    def _transaction(self, work: Callable[[Connection], T]) -> Callable[[QueryHandle], T]:
         def run(handle: QueryHandle) -> T:
             with self.engine.begin() as conn:
                 handle.conn = conn
                 set_statement_timeout(conn, self.timeout_s)
                 return work(conn)
 
+        return run
+
+    @staticmethod
+    async def _answer_timeout(running: Awaitable[T]) -> T:
         try:
-            return await retry_read(lambda: run_cancellable(self.request, run))
+            return await running
         except OperationalError as exc:
             if _timed_out(exc):
                 raise QueryTimeout("the query took longer than the statement timeout") from None
             raise
+
+
+class WriteQuery(ReadQuery):
+    """`await write(work)`: work(conn) in one transaction under the statement timeout,
+    committed when it returns; a client that leaves cancels the statement in flight, which
+    rolls it all back. Run once, never again on its own: a write whose connection was lost
+    answers 503 and the client decides (with an Idempotency-Key, safely)."""
+
+    async def __call__(self, work: Callable[[Connection], T]) -> T:
+        return await self._answer_timeout(run_cancellable(self.request, self._transaction(work)))

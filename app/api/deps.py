@@ -5,10 +5,10 @@ from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from sqlalchemy.engine import Connection, Engine
 
-from app.api.cancellable import ReadQuery
+from app.api.cancellable import ReadQuery, WriteQuery
 from app.auth import AccountDep
 from app.config import Settings
-from app.db import retry_read
+from app.db import retry_read, set_statement_timeout
 from app.errors import Invalid
 
 
@@ -64,16 +64,22 @@ async def known_query(request: Request) -> None:
 
 def _read(request: Request, _account: AccountDep) -> Iterator[Connection]:
     with get_engine(request).connect() as conn:
+        set_statement_timeout(conn, get_settings(request).statement_timeout_s)
         yield conn
 
 
 def _write(request: Request, _account: AccountDep) -> Iterator[Connection]:
     with get_engine(request).begin() as conn:
+        set_statement_timeout(conn, get_settings(request).statement_timeout_s)
         yield conn
 
 
 def _read_query(request: Request, _account: AccountDep) -> ReadQuery:
     return ReadQuery(request, get_engine(request), get_settings(request).statement_timeout_s)
+
+
+def _write_query(request: Request, _account: AccountDep) -> WriteQuery:
+    return WriteQuery(request, get_engine(request), get_settings(request).statement_timeout_s)
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
@@ -85,5 +91,15 @@ ReadConn = Annotated[Connection, Depends(_read, scope="function")]
 WriteConn = Annotated[Connection, Depends(_write, scope="function")]
 # A read that may run long (count, preview): cancellable, under the statement timeout.
 ReadQueryDep = Annotated[ReadQuery, Depends(_read_query)]
+# A write whose reads may run long (a job submit's count): the same, committed at its end.
+WriteQueryDep = Annotated[WriteQuery, Depends(_write_query)]
 
-__all__ = ["AccountDep", "EngineDep", "ReadConn", "ReadQueryDep", "SettingsDep", "WriteConn"]
+__all__ = [
+    "AccountDep",
+    "EngineDep",
+    "ReadConn",
+    "ReadQueryDep",
+    "SettingsDep",
+    "WriteConn",
+    "WriteQueryDep",
+]

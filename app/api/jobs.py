@@ -7,20 +7,25 @@ from app.api.deps import (
     AccountDep,
     EngineDep,
     ReadConn,
+    ReadQueryDep,
     ReadRetryingRoute,
     SettingsDep,
     WriteConn,
+    WriteQueryDep,
 )
 from app.errors import RESPONSES, ErrorBody
 from app.jobs import service
 from app.jobs.schemas import DryRun, Job, JobIn, JobPage
 from app.ratelimit import RESPONSES as RATE_LIMITED
 from app.ratelimit import limit
-from app.types import PathId
+from app.types import PathId, query_id
 
 router = APIRouter(
     prefix="/v1/jobs", tags=["jobs"], responses=RESPONSES, route_class=ReadRetryingRoute
 )
+
+
+TIMEOUT = {503: {"model": ErrorBody, "description": "A query exceeded the statement timeout"}}
 
 
 @router.post(
@@ -31,6 +36,7 @@ router = APIRouter(
     dependencies=[limit("jobs")],
     responses={
         **RATE_LIMITED,
+        **TIMEOUT,
         200: {"model": DryRun, "description": "dry_run=true: what each action would change"},
         409: {
             "model": ErrorBody,
@@ -39,25 +45,38 @@ router = APIRouter(
         },
     },
 )
-def submit_job(
+async def submit_job(
     body: JobIn,
     request: Request,
     background: BackgroundTasks,
     account_id: AccountDep,
-    conn: WriteConn,
+    read: ReadQueryDep,
+    write: WriteQueryDep,
     settings: SettingsDep,
     dry_run: Annotated[bool, Query(description="count what each action would change")] = False,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            description="the same key and body within 24 h answer the same job",
+        ),
+    ] = None,
 ):
-    """Run an action list on a selection as a job (202), or count its effect (dry_run)."""
+    """Run an action list on a selection as a job (202), or count its effect (dry_run).
+    Every query runs under the statement timeout; a client that leaves cancels them."""
     if dry_run:
-        counted = service.dry_run(conn, account_id, body, settings)
+        counted = await read(lambda conn: service.dry_run(conn, account_id, body, settings))
         return JSONResponse(DryRun(**counted).model_dump(mode="json"))
-    job_id, created = service.submit(conn, account_id, body, idempotency_key)
-    if created:  # a background task runs after the response, so after the commit
-        background.add_task(request.app.state.runner.enqueue, job_id, body.run_at)
-    job = Job(**service.get_job(conn, account_id, job_id))
-    return JSONResponse(job.model_dump(mode="json"), status_code=202)
+
+    def work(conn) -> tuple[dict, bool]:
+        job_id, created = service.submit(conn, account_id, body, idempotency_key)
+        return service.get_job(conn, account_id, job_id), created
+
+    job, created = await write(work)
+    if created:  # committed by now; enqueued after the response is sent
+        background.add_task(request.app.state.runner.enqueue, job["id"], body.run_at)
+    return JSONResponse(Job(**job).model_dump(mode="json"), status_code=202)
 
 
 @router.get("", operation_id="list_jobs", response_model=JobPage)
@@ -65,7 +84,7 @@ def list_jobs(
     account_id: AccountDep,
     conn: ReadConn,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before: Annotated[int | None, Query(ge=1, description="a job id: older jobs only")] = None,
+    before: query_id("a job id: older jobs only") = None,
 ) -> dict:
     """The account's jobs, newest first."""
     return service.list_jobs(conn, account_id, limit, before)
@@ -93,11 +112,13 @@ def cancel_job(job_id: PathId, account_id: AccountDep, conn: WriteConn) -> dict:
         }
     },
 )
-def job_output(job_id: PathId, account_id: AccountDep, conn: ReadConn, engine: EngineDep):
+def job_output(
+    job_id: PathId, account_id: AccountDep, conn: ReadConn, engine: EngineDep, settings: SettingsDep
+):
     service.get_job(conn, account_id, job_id)  # 404 for another account's job
     # read in batches, each on its own connection, while the response streams
     return StreamingResponse(
-        service.output_rows(engine, account_id, job_id),
+        service.output_rows(engine, account_id, job_id, settings.statement_timeout_s),
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="job-{job_id}-output.csv"'},
     )

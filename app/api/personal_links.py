@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from app.api.deps import AccountDep, ReadConn, ReadRetryingRoute
+from app.api.deps import AccountDep, ReadConn, ReadRetryingRoute, SettingsDep
 from app.errors import RESPONSES
 from app.personal_links.schemas import Link
 from app.personal_links.service import find_link
@@ -13,6 +13,7 @@ router = APIRouter(
 
 
 @router.get("/{token}", operation_id="verify_link", response_model=Link)
-def verify_link(token: str, account_id: AccountDep, conn: ReadConn) -> dict:
-    """Who a personal link belongs to (for a landing page to identify the contact)."""
-    return find_link(conn, account_id, token)
+def verify_link(token: str, account_id: AccountDep, conn: ReadConn, settings: SettingsDep) -> dict:
+    """Who a personal link belongs to (for a landing page to identify the contact). A link
+    made before the link secret was rotated is a 404."""
+    return find_link(conn, account_id, token, settings.link_secret)

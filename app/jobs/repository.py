@@ -3,6 +3,11 @@
 Status changes go through `_move`: allowed by app.jobs.state.TRANSITIONS and guarded by the
 status they leave, so of two writers racing for one job exactly one wins. Transactions are
 the caller's: nothing here commits.
+
+Row-level security (PostgreSQL, migration 0004) holds every statement to the account its
+transaction acts for. The few that work across accounts say so first (`engine_duty`),
+which shows them every jobs row and nothing else: finding due jobs, reaping, choosing a
+snapshot to purge, the doctor's report. A job's own statements act for its account.
 """
 
 from datetime import datetime, timedelta
@@ -12,7 +17,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql.elements import ColumnElement
 
 from app import tables as t
-from app.db import in_ids, is_postgres
+from app.db import ACCOUNT_SETTING, act_as, engine_duty, in_ids, is_postgres
 from app.jobs import state
 from app.jobs.state import Status
 
@@ -20,6 +25,7 @@ j = t.jobs
 ja = t.job_actions
 jm = t.job_members
 jo = t.job_output
+ID = t.jobs.c.id.type
 PURGE_LOCK = 0x61756469  # "audi": pg_try_advisory_xact_lock key of purge_snapshot
 
 
@@ -126,15 +132,15 @@ def release_idempotency_key(conn: Connection, job_id: int) -> None:
     conn.execute(sa.update(j).where(j.c.id == job_id).values(idempotency_key=None))
 
 
-def insert_job(conn: Connection, *, action_types: list[str], **values) -> int:
+def insert_job(conn: Connection, *, account_id: int, action_types: list[str], **values) -> int:
     """A queued job and its actions' counters; `values`: the jobs row's other columns."""
     job_id = conn.execute(
-        sa.insert(j).values(status=Status.QUEUED, **values).returning(j.c.id)
+        sa.insert(j).values(status=Status.QUEUED, account_id=account_id, **values).returning(j.c.id)
     ).scalar_one()
     conn.execute(
         sa.insert(ja),
         [
-            {"job_id": job_id, "position": i, "type": type_, "affected": 0}
+            {"account_id": account_id, "job_id": job_id, "position": i, "type": type_}
             for i, type_ in enumerate(action_types)
         ],
     )
@@ -154,13 +160,15 @@ def list_jobs(conn: Connection, account_id: int, *, limit: int, before: int | No
 
 
 def action_progress(conn: Connection, job_ids: list[int]) -> dict[int, list[dict]]:
-    """Each job's actions in order, as {"type", "affected"}."""
+    """Each job's actions in order, as {"type", "affected"}. Joined to `jobs` for their
+    account, which leads job_actions' key."""
     by_job: dict[int, list[dict]] = {job_id: [] for job_id in job_ids}
     if not job_ids:
         return by_job
     for job_id, type_, affected in conn.execute(
         sa.select(ja.c.job_id, ja.c.type, ja.c.affected)
-        .where(ja.c.job_id.in_(job_ids))
+        .join(j, sa.and_(j.c.account_id == ja.c.account_id, j.c.id == ja.c.job_id))
+        .where(j.c.id.in_(job_ids))
         .order_by(ja.c.job_id, ja.c.position)
     ):
         by_job[job_id].append({"type": type_, "affected": affected})
@@ -178,7 +186,11 @@ def output_batch(
     output once per contact, minutes for 40,000 rows."""
     page = conn.execute(
         sa.select(jo.c.position, jo.c.contact_id, jo.c.value)
-        .where(jo.c.job_id == job_id, sa.tuple_(jo.c.position, jo.c.contact_id) > sa.tuple_(*after))
+        .where(
+            jo.c.account_id == account_id,
+            jo.c.job_id == job_id,
+            sa.tuple_(jo.c.position, jo.c.contact_id) > sa.tuple_(*after),
+        )
         .order_by(jo.c.position, jo.c.contact_id)
         .limit(limit)
     ).all()
@@ -197,51 +209,100 @@ def output_batch(
 # --- running (the runner) --------------------------------------------------------------
 
 
+def account_of(conn: Connection, job_id: int) -> int:
+    """The account a job acts for (read on the engine's duty, before the job's account is
+    known)."""
+    return conn.execute(sa.select(j.c.account_id).where(j.c.id == job_id)).scalar_one()
+
+
+def acts_for(conn: Connection, account_id: int) -> bool:
+    """Whether this transaction sees the account's contacts as the account itself would:
+    row-level security does not hold it (SQLite, the tables' owner, a superuser), or holds
+    it to that account. A job acting on the engine's duty alone would see none."""
+    if not is_postgres(conn):
+        return True
+    held, acting = conn.execute(
+        sa.select(
+            sa.func.row_security_active("contacts"),
+            sa.func.current_setting(ACCOUNT_SETTING, True),
+        )
+    ).one()
+    return not held or acting == str(account_id)
+
+
 def load(conn: Connection, job_id: int) -> Row:
-    """The whole jobs row, whatever its account (the runner acts for every account)."""
+    """The whole jobs row."""
     return conn.execute(sa.select(j).where(j.c.id == job_id)).one()
 
 
 def lock(conn: Connection, job_id: int) -> Row:
-    """What a chunk checks first (cursor, cancel_requested, lease_owner, status), the row
-    locked until the chunk commits on PostgreSQL (SQLite has one writer anyway)."""
-    query = sa.select(j.c.cursor, j.c.cancel_requested, j.c.lease_owner, j.c.status).where(
-        j.c.id == job_id
-    )
+    """What a chunk checks first (cursor, cancel_requested, lease_owner, status, and the
+    counters), the row locked until the chunk commits on PostgreSQL (SQLite has one
+    writer anyway)."""
+    query = sa.select(
+        j.c.cursor, j.c.cancel_requested, j.c.lease_owner, j.c.status, j.c.total, j.c.processed
+    ).where(j.c.id == job_id)
     if is_postgres(conn):
         query = query.with_for_update()
     return conn.execute(query).one()
 
 
-def replace_snapshot(conn: Connection, job_id: int, members: sa.Select, as_of: datetime) -> int:
+def replace_snapshot(
+    conn: Connection,
+    account_id: int,
+    job_id: int,
+    *,
+    members: sa.Select,
+    counted: sa.Select,
+    as_of: datetime,
+) -> tuple[int, int]:
     """ONE INSERT … SELECT of `members` (a compiled selection: contact ids) into
-    job_members, replacing any earlier try; fixes the job's total and as_of."""
-    conn.execute(sa.delete(jm).where(jm.c.job_id == job_id))
-    rows = sa.select(sa.literal(job_id), members.selected_columns[0]).where(members.whereclause)
-    conn.execute(sa.insert(jm).from_select(["job_id", "contact_id"], rows))
-    total = conn.execute(sa.select(sa.func.count()).where(jm.c.job_id == job_id)).scalar_one()
+    job_members, replacing any earlier try; fixes the job's total and as_of. Returns the
+    rows inserted and what `counted` (the selection's count) answers in the same
+    statement on PostgreSQL (one snapshot of the data; SQLite has one writer at a time):
+    the two differ only when something is wrong."""
+    mine = sa.and_(jm.c.account_id == account_id, jm.c.job_id == job_id)
+    conn.execute(sa.delete(jm).where(mine))
+    rows = members.with_only_columns(
+        sa.literal(account_id, ID), sa.literal(job_id, ID), members.selected_columns[0]
+    )
+    insert = sa.insert(jm).from_select(["account_id", "job_id", "contact_id"], rows)
+    if is_postgres(conn):
+        taken = insert.returning(jm.c.contact_id).cte("taken")
+        total, count = conn.execute(
+            sa.select(
+                sa.select(sa.func.count()).select_from(taken).scalar_subquery(),
+                counted.scalar_subquery(),
+            )
+        ).one()
+    else:
+        conn.execute(insert)
+        total = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
+        count = conn.execute(counted).scalar_one()
     conn.execute(
         sa.update(j).where(j.c.id == job_id).values(snapshot_taken=True, total=total, as_of=as_of)
     )
-    return total
+    return total, count
 
 
-def next_chunk(conn: Connection, job_id: int, *, after: int, size: int) -> list[int]:
+def next_chunk(
+    conn: Connection, account_id: int, job_id: int, *, after: int, size: int
+) -> list[int]:
     """The next `size` snapshot members past the cursor `after`."""
     return list(
         conn.execute(
             sa.select(jm.c.contact_id)
-            .where(jm.c.job_id == job_id, jm.c.contact_id > after)
+            .where(jm.c.account_id == account_id, jm.c.job_id == job_id, jm.c.contact_id > after)
             .order_by(jm.c.contact_id)
             .limit(size)
         ).scalars()
     )
 
 
-def add_affected(conn: Connection, job_id: int, position: int, n: int) -> None:
+def add_affected(conn: Connection, account_id: int, job_id: int, position: int, n: int) -> None:
     conn.execute(
         sa.update(ja)
-        .where(ja.c.job_id == job_id, ja.c.position == position)
+        .where(ja.c.account_id == account_id, ja.c.job_id == job_id, ja.c.position == position)
         .values(affected=ja.c.affected + n)
     )
 
@@ -261,18 +322,25 @@ def advance(
 
 
 def due_jobs(conn: Connection, limit: int = 20, now: datetime | None = None) -> list[int]:
-    """Queued jobs whose time has come, and running jobs whose lease expired."""
+    """Queued jobs whose time has come, and running jobs whose lease expired (of every
+    account: on the engine's duty)."""
+    engine_duty(conn)
     query = sa.select(j.c.id).where(_due(now or t.utcnow())).order_by(j.c.id).limit(limit)
     return list(conn.execute(query).scalars())
 
 
 def mark_enqueued(conn: Connection, job_ids: list[int], now: datetime | None = None) -> None:
+    """Queue bookkeeping, on the engine's duty: the API marks its own job after the
+    request's transaction, the reaper any account's."""
+    engine_duty(conn)
     conn.execute(sa.update(j).where(j.c.id.in_(job_ids)).values(enqueued_at=now or t.utcnow()))
 
 
 def reap(conn: Connection, *, stale_after: timedelta, limit: int = 100) -> list[int]:
     """Due jobs nobody is running: never enqueued, enqueued over `stale_after` ago (Redis
-    lost them), or abandoned by a dead worker. Marked enqueued now; the caller enqueues."""
+    lost them), or abandoned by a dead worker. Marked enqueued now; the caller enqueues.
+    On the engine's duty (every account's jobs)."""
+    engine_duty(conn)
     now = t.utcnow()
     ids = due_jobs(conn, limit=limit, now=now)
     if not ids:
@@ -301,26 +369,28 @@ def purge_snapshot(conn: Connection, batch: int = 50_000) -> int:
 
     A key range, not `IN (SELECT … LIMIT)`: with stale statistics (a snapshot is written
     in one statement) PostgreSQL planned that as a nested loop, for most of an hour. One
-    purger at a time (an advisory lock on PostgreSQL; SQLite has one writer anyway)."""
+    purger at a time (an advisory lock on PostgreSQL; SQLite has one writer anyway).
+
+    The job is chosen on the engine's duty; its rows are deleted acting for its account."""
     lock = sa.select(sa.func.pg_try_advisory_xact_lock(PURGE_LOCK))
     if is_postgres(conn) and not conn.execute(lock).scalar():
         return 0
-    job_id = conn.execute(
-        sa.select(j.c.id)
+    engine_duty(conn)
+    found = conn.execute(
+        sa.select(j.c.id, j.c.account_id)
         .where(j.c.snapshot_taken.is_(True), j.c.status.in_(state.FINISHED))
         .order_by(j.c.id)
         .limit(1)
-    ).scalar()
-    if job_id is None:
+    ).first()
+    if found is None:
         return 0
+    job_id, account_id = found
+    act_as(conn, account_id)
+    mine = sa.and_(jm.c.account_id == account_id, jm.c.job_id == job_id)
     bound = conn.execute(
-        sa.select(jm.c.contact_id)
-        .where(jm.c.job_id == job_id)
-        .order_by(jm.c.contact_id)
-        .offset(batch - 1)
-        .limit(1)
+        sa.select(jm.c.contact_id).where(mine).order_by(jm.c.contact_id).offset(batch - 1).limit(1)
     ).scalar()
-    doomed = sa.delete(jm).where(jm.c.job_id == job_id)
+    doomed = sa.delete(jm).where(mine)
     if bound is not None:
         doomed = doomed.where(jm.c.contact_id <= bound)
     deleted = conn.execute(doomed).rowcount
@@ -361,7 +431,9 @@ def job_problems(
     expired more than `stuck_after` ago (the worker is gone and nobody resumed the job).
     `overdue`: queued and due for longer than `queued_for` (no worker takes jobs).
     `restarted`: running and claimed more than `max_attempts` times (workers keep dying
-    under it). `failed`: within `failed_within`. Each: {"count", "jobs": up to `limit`}."""
+    under it). `failed`: within `failed_within`. Each: {"count", "jobs": up to `limit`}.
+    On the engine's duty (every account's jobs)."""
+    engine_duty(conn)
     now = t.utcnow()
     due_since = sa.func.coalesce(j.c.run_at, j.c.created_at)
     kinds = {
@@ -385,6 +457,8 @@ def job_problems(
 
 
 def stuck_jobs(conn: Connection, stuck_after: timedelta = timedelta(seconds=10)) -> int:
-    """How many running jobs have a lease that expired more than `stuck_after` ago."""
+    """How many running jobs have a lease that expired more than `stuck_after` ago (of
+    every account: on the engine's duty)."""
+    engine_duty(conn)
     where = _abandoned(t.utcnow() - stuck_after)
     return conn.execute(sa.select(sa.func.count()).select_from(j).where(where)).scalar_one()

@@ -6,6 +6,12 @@ last committed chunk and nothing is applied twice. A lease (renewed every chunk)
 reaper when a worker has vanished. A database outage rolls back the chunk in flight: it is
 retried for a few seconds, then the job is left to its lease (never marked failed).
 Every statement is app.jobs.repository's; this module decides what happens when.
+
+A job acts for its account: the claim is the engine's bookkeeping (the job's account is not
+known yet), every later transaction acts for the job's account, so on PostgreSQL row-level
+security shows it that account's rows and no other. Two counts guard against a job that
+would otherwise pass having done nothing: the snapshot must hold what the selection counts
+in the same statement, and a finished job must have processed its whole snapshot.
 """
 
 import time
@@ -22,7 +28,8 @@ from app import tables as t
 from app.actions import RunContext, prepare
 from app.actions.schemas import ActionList
 from app.config import Settings
-from app.db import disconnected
+from app.db import disconnected, engine_duty, for_account
+from app.errors import job_failure
 from app.jobs import repository
 from app.jobs.state import Outcome, Status
 from app.selection.service import prepare as prepare_selection
@@ -36,6 +43,12 @@ WORKER_ID = f"{uuid.uuid4().hex[:12]}"
 
 class LostLease(Exception):
     """Another worker took the job over; stop without touching it."""
+
+
+class WrongSnapshot(Exception):
+    """The job's snapshot is not what its selection asks for: taken while not acting for
+    the job's account, disagreeing with the selection's count, or not processed whole.
+    The job fails, loudly, rather than pass having done less than asked."""
 
 
 def _retryable(exc: Exception) -> bool:
@@ -54,13 +67,16 @@ def run_job(
     owner = owner or f"{WORKER_ID}:{uuid.uuid4().hex[:8]}"
     try:
         with engine.begin() as conn:
+            engine_duty(conn)
             if not repository.claim(conn, job_id, owner=owner, lease_s=settings.job_lease_s):
                 return Outcome.NOT_CLAIMED
+            account_id = repository.account_of(conn, job_id)
     except DBAPIError as exc:
         if not disconnected(exc):
             raise
         return _interrupted(job_id, exc)
     log.info("job started", job_id=job_id, owner=owner)
+    engine = for_account(engine, account_id)
     try:
         return _run_claimed(engine, job_id, settings, owner)
     except LostLease:
@@ -70,7 +86,7 @@ def run_job(
         if disconnected(exc):
             return _interrupted(job_id, exc)
         log.exception("job failed", job_id=job_id)
-        error = f"{type(exc).__name__}: {exc}"[:2000]
+        error = job_failure(exc)  # the tenant's; the detail is in the line above
         with engine.begin() as conn:
             repository.finish(conn, job_id, owner=owner, status=Status.FAILED, error=error)
         log.info("job finished", job_id=job_id, status=Status.FAILED, error=error)
@@ -121,15 +137,22 @@ def _snapshot(engine: Engine, row: Row, owner: str) -> None:
 def _take_snapshot(conn: Connection, row: Row, owner: str) -> int:
     if repository.lock(conn, row.id).lease_owner != owner:
         raise LostLease()
-    members, as_of = _members(conn, row)
-    return repository.replace_snapshot(conn, row.id, members, as_of)
+    if not repository.acts_for(conn, row.account_id):
+        raise WrongSnapshot(f"the job does not act for its account {row.account_id}")
+    members, counted, as_of = _members(conn, row)
+    total, count = repository.replace_snapshot(
+        conn, row.account_id, row.id, members=members, counted=counted, as_of=as_of
+    )
+    if total != count:
+        raise WrongSnapshot(f"the snapshot holds {total} contacts but the selection counts {count}")
+    return total
 
 
-def _members(conn: Connection, row: Row) -> tuple[sa.Select, datetime]:
-    """The job's selection compiled to a query of contact ids, and its as_of: the runner's
-    one call into the selection pipeline."""
+def _members(conn: Connection, row: Row) -> tuple[sa.Select, sa.Select, datetime]:
+    """The job's selection compiled to a query of contact ids and to its count, and its
+    as_of: the runner's one call into the selection pipeline."""
     prepared = prepare_selection(conn, row.account_id, row.selection)  # as_of: now, or given
-    return prepared.members(), prepared.as_of
+    return prepared.members(), prepared.count(), prepared.as_of
 
 
 def _chunk(conn: Connection, row: Row, handlers: list, settings: Settings, owner: str, size: int):
@@ -142,8 +165,12 @@ def _chunk(conn: Connection, row: Row, handlers: list, settings: Settings, owner
     if held.cancel_requested:
         repository.finish(conn, row.id, owner=owner, status=Status.CANCELLED, now=now)
         return Status.CANCELLED
-    ids = repository.next_chunk(conn, row.id, after=held.cursor, size=size)
+    ids = repository.next_chunk(conn, row.account_id, row.id, after=held.cursor, size=size)
     if not ids:
+        if held.processed != held.total:
+            raise WrongSnapshot(
+                f"{held.processed} of the snapshot's {held.total} contacts were processed"
+            )
         repository.finish(conn, row.id, owner=owner, status=Status.SUCCEEDED, now=now)
         return Status.SUCCEEDED
     _apply(conn, row, handlers, ids, now, settings)
@@ -168,7 +195,7 @@ def _apply(
         )
         changed = handler.apply(rc, ids)
         if changed:
-            repository.add_affected(conn, row.id, position, len(changed))
+            repository.add_affected(conn, row.account_id, row.id, position, len(changed))
 
 
 def _with_retries(engine: Engine, work):

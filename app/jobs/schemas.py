@@ -44,7 +44,15 @@ class Job(BaseModel):
     total: int | None
     processed: int
     actions: list[ActionProgress]
-    error: str | None
+    error: str | None = Field(
+        description="Why a failed job stopped, for people: the problem when it is one to "
+        "fix (a rule deleted since submit), else a generic message"
+    )
+    error_code: str | None = Field(
+        None,
+        description="Why a failed job stopped, for programs: a stable code "
+        "(`internal_error` when the service is at fault; its log has the detail)",
+    )
     created_at: UTCDatetime
     started_at: UTCDatetime | None
     finished_at: UTCDatetime | None

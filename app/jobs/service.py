@@ -4,7 +4,7 @@ caller's transaction commits (and only then may the job be enqueued)."""
 import hashlib
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -12,7 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from app import tables as t
 from app.actions import RunContext, prepare
 from app.config import Settings
-from app.errors import Conflict, NotFound
+from app.csvcells import csv_line
+from app.db import set_statement_timeout
+from app.errors import Conflict, NotFound, job_error_shown
 from app.jobs import repository
 from app.jobs.schemas import JobIn
 from app.selection.service import Prepared
@@ -82,14 +84,10 @@ def submit(
     """Create the job row (status queued). Returns (job id, created now?)."""
     digest = request_hash(body)
     now = t.utcnow()
-    if idempotency_key:
-        existing = repository.find_by_idempotency_key(conn, account_id, idempotency_key)
-        if existing is not None:
-            if existing.created_at >= now - IDEMPOTENCY_WINDOW:
-                if existing.request_hash != digest:
-                    raise Conflict("this Idempotency-Key was used with another request body")
-                return existing.id, False
-            repository.release_idempotency_key(conn, existing.id)
+    if idempotency_key is not None:
+        earlier = _job_with_key(conn, account_id, idempotency_key, digest, now)
+        if earlier is not None:
+            return earlier, False
 
     prepared, _handlers = validate(conn, account_id, body)
     if body.expected_total is not None:
@@ -115,19 +113,43 @@ def submit(
                 request_hash=digest,
             )
     except IntegrityError:
-        # a concurrent request with the same key won the race: answer its job
-        return submit(conn, account_id, body, idempotency_key)
+        if idempotency_key is None:
+            raise
+        # A concurrent request with the same key won the race (its row is committed: the
+        # unique index waited for it). Answer its job; look once, never loop.
+        earlier = _job_with_key(conn, account_id, idempotency_key, digest, now)
+        if earlier is None:
+            raise Conflict("a request with this Idempotency-Key is in flight; try again") from None
+        return earlier, False
     return job_id, True
 
 
+def _job_with_key(
+    conn: Connection, account_id: int, key: str, digest: str, now: datetime
+) -> int | None:
+    """The job this Idempotency-Key made within the window (409 if for another body), or
+    None; a key past the window is released for use again."""
+    existing = repository.find_by_idempotency_key(conn, account_id, key)
+    if existing is None:
+        return None
+    if existing.created_at < now - IDEMPOTENCY_WINDOW:
+        repository.release_idempotency_key(conn, existing.id)
+        return None
+    if existing.request_hash != digest:
+        raise Conflict("this Idempotency-Key was used with another request body")
+    return existing.id
+
+
 def _as_dict(row, actions) -> dict:
+    error_code, error = job_error_shown(row.error)
     return {
         "id": row.id,
         "status": row.status,
         "total": row.total,
         "processed": row.processed,
         "actions": actions,
-        "error": row.error,
+        "error": error,
+        "error_code": error_code,
         "created_at": row.created_at,
         "started_at": row.started_at,
         "finished_at": row.finished_at,
@@ -164,25 +186,21 @@ def cancel(conn: Connection, account_id: int, job_id: int) -> dict:
     return get_job(conn, account_id, job_id)
 
 
-def output_rows(engine: Engine, account_id: int, job_id: int, batch: int = 5000) -> Iterator[str]:
+def output_rows(
+    engine: Engine, account_id: int, job_id: int, timeout_s: float, batch: int = 5000
+) -> Iterator[str]:
     """CSV of a job's coupons/links, read in keyset batches (never all in memory), a batch
-    a piece: a streamed piece costs a hop to a thread, so never one per line."""
-    yield "contact_id,email,value\r\n"
+    a piece: a streamed piece costs a hop to a thread, so never one per line. Each batch
+    runs under the statement timeout."""
+    yield csv_line(("contact_id", "email", "value"))
     last = (-1, -1)
     while True:
         with engine.connect() as conn:
+            set_statement_timeout(conn, timeout_s)
             rows = repository.output_batch(conn, account_id, job_id, after=last, limit=batch)
         if not rows:
             return
         yield "".join(
-            f"{cid},{_csv(email)},{_csv(value)}\r\n"
-            for _pos, cid, email, value in rows
-            if email is not None
+            csv_line((cid, email, value)) for _pos, cid, email, value in rows if email is not None
         )
         last = (rows[-1][0], rows[-1][1])
-
-
-def _csv(value: str) -> str:
-    if any(ch in value for ch in ',"\r\n'):
-        return '"' + value.replace('"', '""') + '"'
-    return value
