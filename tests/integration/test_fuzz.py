@@ -153,6 +153,8 @@ def fuzz_key(api, engine) -> str:
 # allows a 422 only when every detail is one of those.
 SEMANTIC = re.compile(
     r"^(unknown (segment|rule|funnel|stage)( |$)|no contact with e-mail "
+    r"|no (tag|group|funnel|stage) named |no mailing \d"
+    r"|the (selection expands|selection holds|actions expand) "
     r"|segment .* refers to itself|a segment may not refer to itself"
     r"|segments refer to each other|segments nest deeper"
     r"|the tree (is deeper|has more)|'to' is before 'from'|stage names must differ)"
