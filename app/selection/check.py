@@ -7,13 +7,15 @@ is collected, then raised together. Saved segments come from a SegmentSource (th
 in the service, a dict in tests); each is checked once however often it is referred to.
 """
 
-from collections.abc import Callable
-from dataclasses import fields
-from typing import Any
+import difflib
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, fields
+from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
 from app.errors import Invalid, pydantic_details
+from app.names import name_key
 from app.selection import spec as s
 from app.selection import tree
 from app.selection.operators import OPERATORS, Kind, OperandError, Operator, operators_for
@@ -27,25 +29,44 @@ MAX_EXPANDED_VALUES = 20_000
 
 # A saved segment's stored selection (JSON) by its name key; None when there is none.
 SegmentSource = Callable[[str], Any]
+NameKind = Literal["tag", "group", "funnel", "stage", "mailing"]
+
+
+class NameSource(Protocol):
+    """What exists in the account. Keys are name keys (mailings: ids; stages: (funnel key,
+    stage key) pairs)."""
+
+    def existing(self, kind: NameKind, keys: Collection) -> Collection: ...
+
+    def names(self, kind: NameKind, funnel: str | None = None) -> list[str]:
+        """Names to offer instead of an unknown one (a funnel's stages for "stage")."""
+        ...
 
 
 def check_selection(
-    selection: s.Selection, segments: SegmentSource, *, prefix: str = "", saving: str = ""
+    selection: s.Selection,
+    segments: SegmentSource,
+    names: NameSource | None = None,
+    *,
+    prefix: str = "",
+    saving: str = "",
 ) -> tree.Selection:
-    """The checked tree of a parsed selection, or Invalid with every problem. `saving`:
-    the name key of the segment this selection is being saved as (it may not refer to
-    itself)."""
-    at = Checking(segments, saving=saving)
+    """The checked tree of a parsed selection, or Invalid with every problem. `names`:
+    what exists in the account (None: names are not checked); `saving`: the name key of
+    the segment this selection is being saved as (it may not refer to itself)."""
+    at = Checking(segments, names, saving=saving)
     body = at.body(selection, prefix)
-    at.raise_errors()
+    at.finish()
     return tree.Selection(body, selection.deleted, selection.as_of)
 
 
-def check_condition(condition: Any, segments: SegmentSource, path: str) -> tree.Node:
+def check_condition(
+    condition: Any, segments: SegmentSource, path: str, names: NameSource | None = None
+) -> tree.Node:
     """The checked tree of a parsed condition (a rule's), or Invalid."""
-    at = Checking(segments)
+    at = Checking(segments, names)
     node = at.condition(condition, path)
-    at.raise_errors()
+    at.finish()
     return node
 
 
@@ -61,8 +82,9 @@ def parse_selection(data: Any, prefix: str = "selection") -> s.Selection:
 class Checking:
     """One run of the check pass: the errors found so far and the segments checked."""
 
-    def __init__(self, segments: SegmentSource, *, saving: str = ""):
+    def __init__(self, segments: SegmentSource, names: NameSource | None, *, saving: str = ""):
         self.source = segments
+        self.references = References(names)
         self.errors: list[dict[str, str]] = []
         self.saving = saving
         self._stack: list[str] = [saving] if saving else []  # segments being checked
@@ -75,6 +97,16 @@ class Checking:
 
     def error(self, path: str, message: str) -> None:
         self.errors.append({"path": path, "message": message})
+
+    def finish(self) -> None:
+        """Every name the selection uses must exist; then every problem is a 422."""
+        self.errors.extend(self.references.unknown())
+        self.raise_errors()
+
+    def names(self, kind: NameKind, given: list, path: str, funnel: str = "") -> None:
+        """The names (ids) at `path`[i] must exist (stages: in `funnel`)."""
+        for i, name in enumerate(given):
+            self.references.add(kind, name, f"{path}[{i}]", funnel)
 
     def raise_errors(self) -> None:
         if self.errors:
@@ -213,3 +245,65 @@ def _values(node: tree.Node) -> int:
         ):
             count += len(value)
     return count
+
+
+@dataclass(frozen=True)
+class Reference:
+    kind: NameKind
+    name: Any  # as given (a name, or a mailing id)
+    path: str
+    funnel: str = ""  # a stage's funnel, as given
+
+    @property
+    def key(self):
+        if self.kind == "mailing":
+            return self.name
+        if self.kind == "stage":
+            return (name_key(self.funnel), name_key(self.name))
+        return name_key(self.name)
+
+
+class References:
+    """The names a selection uses, looked up together at the end of the check: one query
+    a kind, and names to suggest only when one is unknown."""
+
+    def __init__(self, source: NameSource | None):
+        self.source = source
+        self.found: list[Reference] = []
+
+    def add(self, kind: NameKind, name: Any, path: str, funnel: str = "") -> None:
+        if self.source is not None:
+            self.found.append(Reference(kind, name, path, funnel))
+
+    def unknown(self) -> list[dict[str, str]]:
+        if not self.found:
+            return []
+        assert self.source is not None
+        funnels = {r.key for r in self.found if r.kind == "funnel"}
+        existing = {
+            kind: set(self.source.existing(kind, {r.key for r in self.found if r.kind == kind}))
+            for kind in {r.kind for r in self.found}
+        }
+        errors = []
+        for ref in self.found:
+            if ref.key in existing[ref.kind]:
+                continue
+            if ref.kind == "stage" and ref.key[0] not in existing.get("funnel", funnels):
+                continue  # its funnel is unknown: said once, at the funnel
+            errors.append({"path": ref.path, "message": self.say(ref)})
+        return errors
+
+    def say(self, ref: Reference) -> str:
+        if ref.kind == "mailing":
+            return f"no mailing {ref.name}"
+        where = f" in funnel '{ref.funnel}'" if ref.kind == "stage" else ""
+        message = f"no {ref.kind} named '{ref.name}'{where}"
+        assert self.source is not None
+        names = self.source.names(ref.kind, name_key(ref.funnel) if ref.funnel else None)
+        by_key = {name_key(n): n for n in names}
+        close = difflib.get_close_matches(name_key(ref.name), list(by_key), n=3, cutoff=0.6)
+        if not close:
+            return message
+        offered = [f"'{by_key[k]}'" for k in close]
+        either = offered[0] if len(offered) == 1 else f"{', '.join(offered[:-1])} or {offered[-1]}"
+        return f"{message}; did you mean {either}?"

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from app import tables as t
+from app.db import in_values
 
 sg = t.segments
 COLUMNS = [sg.c.id, sg.c.name, sg.c.selection, sg.c.created_at, sg.c.updated_at]
@@ -59,3 +60,53 @@ def update(conn: Connection, account_id: int, segment_id: int, values: dict) -> 
 
 def delete(conn: Connection, account_id: int, segment_id: int) -> None:
     conn.execute(sa.delete(sg).where(sg.c.account_id == account_id, sg.c.id == segment_id))
+
+
+NAMED = {"tag": t.tags, "group": t.groups, "funnel": t.funnels}
+MAX_SUGGESTED_FROM = 10_000  # names a "did you mean" looks through
+
+
+class AccountNames:
+    """What exists in one account, for the check pass (check.NameSource)."""
+
+    def __init__(self, conn: Connection, account_id: int):
+        self.conn = conn
+        self.account_id = account_id
+
+    def existing(self, kind: str, keys) -> set:
+        if not keys:
+            return set()
+        if kind == "mailing":
+            m = t.mailings
+            query = sa.select(m.c.id).where(
+                m.c.account_id == self.account_id, in_values(self.conn, m.c.id, sorted(keys))
+            )
+            return set(self.conn.execute(query).scalars())
+        if kind == "stage":
+            f, st = t.funnels, t.stages
+            funnels = sorted({funnel for funnel, _ in keys})
+            query = (
+                sa.select(f.c.name_key, st.c.name_key)
+                .join(st, st.c.funnel_id == f.c.id)
+                .where(f.c.account_id == self.account_id, f.c.name_key.in_(funnels))
+            )
+            return set(map(tuple, self.conn.execute(query).all()))
+        table = NAMED[kind]
+        query = sa.select(table.c.name_key).where(
+            table.c.account_id == self.account_id,
+            in_values(self.conn, table.c.name_key, sorted(keys), sa.Text),
+        )
+        return set(self.conn.execute(query).scalars())
+
+    def names(self, kind: str, funnel: str | None = None) -> list[str]:
+        if kind == "stage":
+            f, st = t.funnels, t.stages
+            query = (
+                sa.select(st.c.name)
+                .join(f, f.c.id == st.c.funnel_id)
+                .where(f.c.account_id == self.account_id, f.c.name_key == funnel)
+            )
+        else:
+            table = NAMED[kind]
+            query = sa.select(table.c.name).where(table.c.account_id == self.account_id)
+        return list(self.conn.execute(query.limit(MAX_SUGGESTED_FROM)).scalars())

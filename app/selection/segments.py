@@ -18,7 +18,13 @@ def source(conn: Connection, account_id: int):
 
 def _values(conn: Connection, account_id: int, body: SegmentIn) -> dict:
     key = name_key(body.name)
-    check_selection(body.selection, source(conn, account_id), prefix="selection", saving=key)
+    check_selection(
+        body.selection,
+        source(conn, account_id),
+        repository.AccountNames(conn, account_id),
+        prefix="selection",
+        saving=key,
+    )
     selection = body.selection.model_dump(mode="json", by_alias=True, exclude_unset=True)
     return {"name": body.name, "name_key": key, "selection": selection}
 

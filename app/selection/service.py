@@ -9,8 +9,8 @@ from sqlalchemy.engine import Connection
 
 from app import tables as t
 from app.db import is_postgres
+from app.selection import repository, tree
 from app.selection import spec as s
-from app.selection import tree
 from app.selection.check import check_condition, check_selection, parse_selection
 from app.selection.compile import Context, compile_selection, condition_sql, count_query
 from app.selection.segments import source
@@ -52,7 +52,8 @@ def prepare(
     Invalid (422) at `prefix`… for what is wrong."""
     if not isinstance(selection, s.Selection):
         selection = parse_selection(selection, prefix=prefix)
-    checked = check_selection(selection, source(conn, account_id), prefix=prefix)
+    names = repository.AccountNames(conn, account_id)
+    checked = check_selection(selection, source(conn, account_id), names, prefix=prefix)
     # An offset given with as_of is kept: "the date of as_of" is the date where it was said.
     as_of = checked.as_of or datetime.now(UTC)
     return Prepared(checked, Context(account_id=account_id, as_of=as_of))
@@ -60,7 +61,8 @@ def prepare(
 
 def prepare_condition(conn: Connection, account_id: int, condition: Any, path: str) -> tree.Node:
     """Check a condition (a rule's): Invalid (422) at `path`… for what is wrong."""
-    return check_condition(condition, source(conn, account_id), path)
+    names = repository.AccountNames(conn, account_id)
+    return check_condition(condition, source(conn, account_id), path, names)
 
 
 def condition_where(node: tree.Node, account_id: int, as_of: datetime):

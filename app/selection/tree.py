@@ -98,6 +98,7 @@ class TagSelector(Node):
 
     @classmethod
     def checked(cls, parsed: s.TagSelector, at: Checking, path: str) -> TagSelector:
+        at.names("tag", parsed.tags, f"{path}.tags")
         keys = _keys(parsed.tags)
         return cls(keys, match_all=parsed.match == "all" and len(keys) > 1)
 
@@ -110,6 +111,8 @@ class FunnelSelector(Node):
 
     @classmethod
     def checked(cls, parsed: s.FunnelSelector, at: Checking, path: str) -> FunnelSelector:
+        at.references.add("funnel", parsed.funnel, f"{path}.funnel")
+        at.names("stage", parsed.stages or [], f"{path}.stages", funnel=parsed.funnel)
         stages = _keys(parsed.stages) if parsed.stages else None
         return cls(name_key(parsed.funnel), stages)
 
@@ -125,6 +128,7 @@ class MailingSelector(Node):
 
     @classmethod
     def checked(cls, parsed: s.MailingSelector, at: Checking, path: str) -> MailingSelector:
+        at.names("mailing", parsed.mailings, f"{path}.mailings")
         return cls(tuple(sorted(set(parsed.mailings))), parsed.event)
 
 
@@ -135,6 +139,7 @@ class GroupSelector(Node):
 
     @classmethod
     def checked(cls, parsed: s.GroupSelector, at: Checking, path: str) -> GroupSelector:
+        at.names("group", parsed.groups, f"{path}.groups")
         return cls(_keys(parsed.groups))
 
 

@@ -27,6 +27,8 @@ from structlog.testing import capture_logs
 
 from app.auth import create_account
 from app.db import parse_date, parse_number
+from app.errors import Invalid
+from app.names import name_key
 from tests.conftest import Scoped
 from tests.oracle.evaluator import Contact, Event, Recipient, World, age_at, parse_time
 
@@ -346,7 +348,14 @@ def _build(api, engine) -> Dataset:
             stored[r["email"]].mailings[mailing_id] = Recipient(
                 opened="opened_at" in r, clicked="clicked_at" in r, bounced=r.get("bounced", False)
             )
-    world = World(list(stored.values()), SEGMENTS)
+    catalog = {
+        "tag": {t for c in stored.values() for t in c.tags},
+        "group": {g for c in stored.values() for g in c.groups},
+        "funnel": set(FUNNELS),
+        "stage": {(f, s) for f, stages in FUNNELS.items() for s in stages},
+        "mailing": set(mailing_ids),
+    }
+    world = World(list(stored.values()), SEGMENTS, catalog)
     ds = Dataset(client, world, mailing_ids, other_mailing_id, other_ids)
     ds.strategies = make_strategies(ds)
     return ds
@@ -402,7 +411,11 @@ def variant(text: str) -> SearchStrategy[str]:
 
 
 def names(pool: list[str]) -> SearchStrategy[str]:
-    return st.sampled_from(pool).flatmap(variant)
+    """A name from the pool, spelt another way that still names it ('Straße' upper-cased
+    is 'STRASSE', another name: unknown, a 422)."""
+    return st.sampled_from(pool).flatmap(
+        lambda name: variant(name).filter(lambda v: name_key(v) == name_key(name))
+    )
 
 
 @st.composite
@@ -579,20 +592,22 @@ def make_strategies(ds: Dataset) -> dict:
         pool = [0, 1, 2, 3] if agg == "count" else event_values + [0]
         return draw(test_node(head, "number", ORDERED_OPS, numbers=pool))
 
-    mailing_ids = st.sampled_from([*ds.mailing_ids, ds.other_mailing_id, 10**9])
-    stage_names = [s for stages in FUNNELS.values() for s in stages] + ["Nope"]
+    # Only names that exist: an unknown one is a 422 (test_unknown_names_are_422).
+    mailing_ids = st.sampled_from(ds.mailing_ids)
     selectors = dict(
         tag=st.builds(
             lambda tags, match: {"type": "tag", "tags": tags} | ({"match": match} if match else {}),
-            st.lists(names([*TAGS, "unknown-tag"]), min_size=1, max_size=3),
+            st.lists(names(TAGS), min_size=1, max_size=3),
             st.sampled_from([None, "any", "all", "all"]),
         ),
-        funnel=st.builds(
-            lambda funnel, stages: (
-                {"type": "funnel", "funnel": funnel} | ({"stages": stages} if stages else {})
-            ),
-            names([*FUNNELS, "Nope"]),
-            st.one_of(st.none(), st.lists(names(stage_names), min_size=1, max_size=3)),
+        funnel=st.sampled_from(list(FUNNELS)).flatmap(
+            lambda name: st.builds(
+                lambda funnel, stages: (
+                    {"type": "funnel", "funnel": funnel} | ({"stages": stages} if stages else {})
+                ),
+                variant(name),
+                st.one_of(st.none(), st.lists(names(FUNNELS[name]), min_size=1, max_size=3)),
+            )
         ),
         mailing=st.builds(
             lambda ids, event: (
@@ -603,7 +618,7 @@ def make_strategies(ds: Dataset) -> dict:
         ),
         group=st.builds(
             lambda groups: {"type": "group", "groups": groups},
-            st.lists(names([*GROUPS, "no group"]), min_size=1, max_size=2),
+            st.lists(names(GROUPS), min_size=1, max_size=2),
         ),
         segment=st.builds(
             lambda segments: {"type": "segment", "segments": segments},
@@ -819,10 +834,33 @@ def test_saved_segments(ds):
                 assert ds.count({**base, "filter": {"not": selector}}) == everyone - len(got)
 
 
-def test_unknown_segment_is_422(ds):
-    spec = {"as_of": AS_OF_FORMS[0], "include": [{"type": "segment", "segments": ["no such"]}]}
-    r = ds.client.post("/v1/selections/count", json=spec)
-    assert r.status_code == 422, r.text
+def test_unknown_names_are_422(ds):
+    """An unknown name is a 422 at its path, in SQL's pipeline and in the oracle alike
+    (another account's mailing is unknown here)."""
+    funnel, stages = next(iter(FUNNELS.items()))
+    cases = [
+        ({"type": "segment", "segments": ["no such"]}, "include[0].segments"),
+        ({"type": "tag", "tags": [TAGS[0], "unknown-tag"]}, "include[0].tags[1]"),
+        ({"type": "group", "groups": ["no group"]}, "include[0].groups[0]"),
+        ({"type": "funnel", "funnel": "Nope"}, "include[0].funnel"),
+        (
+            {"type": "funnel", "funnel": funnel, "stages": [stages[0], "Nope"]},
+            "include[0].stages[1]",
+        ),
+        (
+            {"type": "mailing", "mailings": [ds.mailing_ids[0], ds.other_mailing_id]},
+            "include[0].mailings[1]",
+        ),
+        ({"type": "mailing", "mailings": [10**9]}, "include[0].mailings[0]"),
+    ]
+    for selector, path in cases:
+        spec = {"as_of": AS_OF_FORMS[0], "include": [selector]}
+        r = ds.client.post("/v1/selections/count", json=spec)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["details"][0]["path"] == path
+        with pytest.raises(Invalid) as caught:
+            ds.world.select(spec)
+        assert caught.value.details[0]["path"] == path
 
 
 # --- cases the random data leaves out -----------------------------------------------------

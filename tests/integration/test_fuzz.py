@@ -145,14 +145,16 @@ def fuzz_key(api, engine) -> str:
 
 
 # What a schema cannot say, and the contract makes a 422: a request of valid shape that
-# names a segment, rule, funnel or stage the account does not have, or an e-mail no contact
-# has; segments that refer to themselves or nest too deep; a tree past the size limits;
+# names a segment, rule, tag, group, funnel, stage or mailing the account does not have
+# (a mailing id may be negative), or an e-mail no contact has; segments that refer to themselves or nest too deep; a tree past the size limits;
 # an event window that ends before it starts; a condition's operator or operand that does
 # not fit its field (fields are dynamic: `detail.*`); stage names equal but for case.
 # Schemathesis's positive_data_acceptance would call any such 422 a failure; this check
 # allows a 422 only when every detail is one of those.
 SEMANTIC = re.compile(
     r"^(unknown (segment|rule|funnel|stage)( |$)|no contact with e-mail "
+    r"|no (tag|group|funnel|stage) named |no mailing -?\d"
+    r"|the (selection expands|selection holds|actions expand) "
     r"|segment .* refers to itself|a segment may not refer to itself"
     r"|segments refer to each other|segments nest deeper"
     r"|the tree (is deeper|has more)|'to' is before 'from'|stage names must differ)"

@@ -738,11 +738,13 @@ def create_segment(w: World, b: Account, walk: Walk) -> None:
     for spec, where in A_SEGMENT_SPECS[:2]:
         body = {"name": "Uses A", "selection": spec}
         walk(422, json=body, path=f"selection.{where}")
-    # a selection that would match A's data, saved in B, selects nothing of B's
+    # A's mailing is unknown in B: saved in B, a selection naming it is a 422 at its id
     mailing = {"type": "mailing", "mailings": [w.a.mailing]}
     body = {"name": "A Only Segment", "selection": {"include": [mailing]}}
+    walk(422, json=body, path="selection.include[0].mailings[0]")
+    body = {"name": "A Only Segment", "selection": {"include": [{"type": "tag", "tags": ["VIP"]}]}}
     assert walk(201, json=body).json()["id"] not in w.a.segments.values()
-    assert b.client.count({"include": [A_SEGMENT]}) == 0
+    assert b.client.count({"include": [A_SEGMENT]}) == 2
 
 
 @route("POST /v1/rules")
@@ -768,13 +770,13 @@ def submit_job(w: World, b: Account, walk: Walk) -> None:
         if i < 2:
             walk(422, json={"actions": actions}, params=DRY, path=where)
     # expected_total counts B's contacts, never A's.
-    for spec, theirs, mine in [
-        ({}, A_LIVE, B_LIVE),
-        ({"include": [{"type": "tag", "tags": ["a-secret"]}]}, 2, 0),
-    ]:
-        body = {"selection": spec, "actions": DELETE, "expected_total": theirs}
-        error = walk(409, json=body, code="conflict").json()["error"]
-        assert error["total"] == mine, error
+    body = {"selection": {}, "actions": DELETE, "expected_total": A_LIVE}
+    error = walk(409, json=body, code="conflict").json()["error"]
+    assert error["total"] == B_LIVE, error
+    # A's names are unknown in B: a 422 at the name, never a count of A's contacts
+    spec = {"include": [{"type": "tag", "tags": ["a-secret"]}]}
+    body = {"selection": spec, "actions": DELETE, "expected_total": 2}
+    walk(422, json=body, path="selection.include[0].tags[0]")
     # A's Idempotency-Key and body make a new job of B's, never A's.
     r = walk(202, json=NIGHTLY, headers={"Idempotency-Key": NIGHTLY_KEY})
     assert r.json()["id"] not in a.jobs.values() and r.json()["status"] == "queued"
@@ -850,15 +852,22 @@ def test_selections_that_would_match_a_select_only_b(world, subtests):
         ({"deleted": "include"}, B_LIVE),
         ({"deleted": "only"}, 0),
         ({"include": [{"type": "tag", "tags": ["VIP"]}]}, 2),
-        ({"include": [{"type": "tag", "tags": ["vip", "a-secret"], "match": "all"}]}, 0),
-        ({"include": [tag], "deleted": "include"}, 0),
-        ({"exclude": [tag]}, B_LIVE),
-        ({"filter": {"not": tag}}, B_LIVE),
+        # A's names are unknown in B: a 422 at the name, never a count of A's contacts
+        (
+            {"include": [{"type": "tag", "tags": ["vip", "a-secret"], "match": "all"}]},
+            "include[0].tags[1]",
+        ),
+        ({"include": [tag], "deleted": "include"}, "include[0].tags[0]"),
+        ({"exclude": [tag]}, "exclude[0].tags[0]"),
+        ({"filter": {"not": tag}}, "filter.not.tags[0]"),
         ({"include": [{"type": "group", "groups": ["Blacklist"]}]}, 2),
-        ({"include": [{"type": "group", "groups": ["A Friends"]}]}, 0),
+        ({"include": [{"type": "group", "groups": ["A Friends"]}]}, "include[0].groups[0]"),
         ({"include": [{"type": "funnel", "funnel": "Sales"}]}, 2),
-        ({"include": [{"type": "funnel", "funnel": "Sales", "stages": ["Negotiation"]}]}, 0),
-        ({"include": [{"type": "funnel", "funnel": "A Pipeline"}]}, 0),
+        (
+            {"include": [{"type": "funnel", "funnel": "Sales", "stages": ["Negotiation"]}]},
+            "include[0].stages[0]",
+        ),
+        ({"include": [{"type": "funnel", "funnel": "A Pipeline"}]}, "include[0].funnel"),
         ({"include": [{"type": "mailing", "mailings": [b.mailing]}]}, 2),
         ({"include": [{"type": "segment", "segments": ["Active"]}]}, 5),  # B's: Newsletter
         ({"filter": {"field": "owner", "op": "eq", "value": "owner@shop.com"}}, 1),
@@ -891,9 +900,9 @@ def test_selections_that_would_match_a_select_only_b(world, subtests):
         for event in ("sent", "opened", "not_opened", "clicked", "bounced")
     ]
     cases += [
-        ({"include": mailings}, 0),
-        ({"filter": {"or": mailings}}, 0),
-        ({"filter": {"not": {"or": mailings}}}, B_LIVE),
+        ({"include": mailings}, "include[0].mailings[0]"),
+        ({"filter": {"or": mailings}}, "filter.or[0].mailings[0]"),
+        ({"filter": {"not": {"or": mailings}}}, "filter.not.or[0].mailings[0]"),
     ]
     # everything of A's at once, as include and as an OR filter
     a_only = [
@@ -909,9 +918,9 @@ def test_selections_that_would_match_a_select_only_b(world, subtests):
         {"event": {"type": "PURCHASE"}, "agg": "max", "op": "gte", "value": 500},
     ]
     cases += [
-        ({"include": a_only[:5], "deleted": "include"}, 0),
-        ({"filter": {"or": a_only}, "deleted": "include"}, 0),
-        ({"filter": {"not": {"or": a_only}}}, B_LIVE),
+        ({"include": a_only[:5], "deleted": "include"}, "include[0].tags[0]"),
+        ({"filter": {"or": a_only}, "deleted": "include"}, "filter.or[0].tags[0]"),
+        ({"filter": {"not": {"or": a_only[5:]}}}, B_LIVE),
     ]
     a_ids = set(a.contacts.values())
     for i, (spec, expected) in enumerate(cases):
@@ -925,7 +934,20 @@ def test_selections_that_would_match_a_select_only_b(world, subtests):
     assert_a_unchanged(world)
 
 
-def assert_b_selects(b: Account, spec: dict, expected: int, *, dry_run: bool) -> None:
+def assert_b_selects(b: Account, spec: dict, expected: int | str, *, dry_run: bool) -> None:
+    """B selects `expected` contacts, or (a path) the spec names what B lacks: a 422 there."""
+    if isinstance(expected, str):
+        add = [{"type": "add_tags", "tags": ["t"]}]
+        for url, body in [
+            ("/v1/selections/count", spec),
+            ("/v1/selections/preview", {"selection": spec}),
+            ("/v1/jobs?dry_run=true", {"selection": spec, "actions": add}),
+        ]:
+            r = b.client.post(url, json=body)
+            assert r.status_code == 422, r.text
+            where = expected if url.endswith("count") else f"selection.{expected}"
+            assert r.json()["error"]["details"][0]["path"] == where, r.text
+        return
     assert b.client.count(spec) == expected
     r = b.client.post("/v1/selections/preview", json={"selection": spec, "limit": 1000})
     assert r.status_code == 200, r.text
@@ -964,13 +986,9 @@ def test_jobs_change_only_b(world):
     b_emails = set(b.contacts)
 
     # selections that would match A's data (each counted alone by the selections
-    # phase): nothing of B's, nothing at all of A's
+    # phase): nothing of B's, nothing at all of A's. A's names are unknown in B (a 422,
+    # the selections phase shows it); these are the tests a selection may make freely.
     a_only = [
-        {"type": "tag", "tags": ["a-secret"]},
-        {"type": "group", "groups": ["A Friends"]},
-        {"type": "funnel", "funnel": "A Pipeline"},
-        {"type": "funnel", "funnel": "Sales", "stages": ["Negotiation"]},
-        {"type": "mailing", "mailings": [a.mailing]},
         {"field": "owner", "op": "eq", "value": "a-owner@shop.com"},
         {"detail": "a_detail", "op": "is_not_empty"},
         {"event": {"type": "A_EVENT"}, "agg": "count", "op": "gte", "value": 1},
@@ -978,7 +996,7 @@ def test_jobs_change_only_b(world):
     ]
     destructive = [{"type": "set_score", "value": -1}, {"type": "delete"}]
     would_match_a = [
-        {"include": a_only[:5], "deleted": "include"},
+        {"filter": {"and": a_only[:2]}, "deleted": "include"},
         {"filter": {"or": a_only}, "deleted": "include"},
     ]
     jobs = [submit(b.client, {"selection": s, "actions": destructive}) for s in would_match_a]

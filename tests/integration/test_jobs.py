@@ -328,17 +328,18 @@ def test_links_are_personal_stable_and_verifiable(api, client, people):
         ({"type": "generate_links", "url": "https://x.example/"}, "actions[1].url"),
         ({"type": "set_state", "state": "LOST"}, "actions[1].state"),
         ({"type": "add_owner", "owner": "nope"}, "actions[1].owner"),
-        ({"type": "explode"}, "actions[1]"),
+        ({"type": "explode"}, "actions[1].type"),  # an unknown kind: at its `type` key
         ({"type": "delete", "hard": True}, "actions[1].hard"),
     ],
 )
 def test_bad_action_is_422_at_submit(client, people, action, path):
-    body = {"selection": {}, "actions": [{"type": "add_tags", "tags": ["x"]}, action]}
+    # The first action is fine: it must not run either ('old' stays on Kim alone).
+    body = {"selection": {}, "actions": [{"type": "add_tags", "tags": ["old"]}, action]}
     r = client.post("/v1/jobs", json=body)
     assert r.status_code == 422, r.text
     assert path in [d["path"] for d in r.json()["error"]["details"]], r.json()
     assert client.get("/v1/jobs").json()["jobs"] == []
-    assert client.count({"include": [{"type": "tag", "tags": ["x"]}]}) == 0
+    assert client.count({"include": [{"type": "tag", "tags": ["old"]}]}) == 1
 
 
 def test_bad_selection_in_job_names_its_path(client):

@@ -264,7 +264,12 @@ def test_other_accounts_see_nothing(api, engine, client):
     assert other.get(f"/v1/contacts/{cid}").status_code == 404
     assert other.get(f"/v1/groups/{gid}").status_code == 404
     assert other.count({}) == 0
-    assert other.count({"include": [{"type": "tag", "tags": ["VIP"]}]}) == 0
+    # A's tag is unknown in B: a 422 at the name, offering nothing of A's
+    r = other.post("/v1/selections/count", json={"include": [{"type": "tag", "tags": ["VIP"]}]})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"] == [
+        {"path": "include[0].tags[0]", "message": "no tag named 'VIP'"}
+    ]
     # the same e-mail is a different contact in another account
     assert other.load({"email": "secret@a.com"}) == {"created": 1, "updated": 0}
     assert client.count({}) == 1

@@ -143,16 +143,50 @@ def field_value(name: str, c: Contact, clock: Clock) -> Any:
     return special(c, clock) if special else getattr(c, name)
 
 
-class World:
-    """The contacts of one account and its saved segments (name → stored spec JSON)."""
+class Catalog:
+    """What exists in a World, by kind: tag, group and funnel names, (funnel, stage) name
+    pairs, mailing ids (check.NameSource)."""
 
-    def __init__(self, contacts: list[Contact], segments: dict[str, dict] | None = None):
+    def __init__(self, given: dict[str, set]):
+        self.given = given
+
+    def _keys(self, kind: str) -> dict:
+        def key(name):
+            if kind == "mailing":
+                return name
+            if kind == "stage":
+                return (name_key(name[0]), name_key(name[1]))
+            return name_key(name)
+
+        return {key(n): n for n in self.given.get(kind, set())}
+
+    def existing(self, kind: str, keys) -> set:
+        return set(keys) & set(self._keys(kind))
+
+    def names(self, kind: str, funnel: str | None = None) -> list[str]:
+        if kind == "stage":
+            return [s for (f, s) in self.given.get("stage", set()) if name_key(f) == funnel]
+        return [str(n) for n in self.given.get(kind, set())]
+
+
+class World:
+    """The contacts of one account, its saved segments (name → stored spec JSON) and what
+    else exists in it (`catalog`: see Catalog; None: names are not checked)."""
+
+    def __init__(
+        self,
+        contacts: list[Contact],
+        segments: dict[str, dict] | None = None,
+        catalog: dict[str, set] | None = None,
+    ):
         self.contacts = contacts
         self.segments = {name_key(k): v for k, v in (segments or {}).items()}
+        self.catalog = Catalog(catalog) if catalog is not None else None
 
     def select(self, spec: dict) -> set[int]:
         """The ids the spec selects (Invalid, as the API's 422, for a bad spec)."""
-        checked = check_selection(parse_selection(spec, prefix=""), self.segments.get)
+        parsed = parse_selection(spec, prefix="")
+        checked = check_selection(parsed, self.segments.get, self.catalog)
         oracle = Oracle(Clock(as_of=checked.as_of or datetime.now(UTC)))
         mode = checked.deleted
         return {
