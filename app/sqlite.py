@@ -62,29 +62,31 @@ class FairLock:
 def make_engines(url: str, on_connect: OnConnect, **kwargs) -> tuple[Engine, Engine | None]:
     """(the engine every write goes through, one on the same file for reads), or no read
     engine for a database only one connection sees (`:memory:`)."""
-    if sa.make_url(url).database in (None, "", ":memory:"):
-        writer = sa.create_engine(url, connect_args=CONNECT_ARGS, **kwargs)
-        event.listen(writer, "connect", on_connect)
-        _time_statements(writer)
-        _take_turns(writer, _Statistics())
-        return writer, None
+    kwargs["connect_args"] = {**CONNECT_ARGS, **kwargs.get("connect_args", {})}
     statistics = _Statistics()
+    if sa.make_url(url).database in (None, "", ":memory:"):
+        return _write_engine(url, on_connect, statistics, **kwargs), None
     kwargs.setdefault("pool_recycle", RECYCLE_S)
-    writer = sa.create_engine(url, connect_args=CONNECT_ARGS, **kwargs)
-    event.listen(writer, "connect", on_connect)
-    _time_statements(writer)  # first: its limit is lifted before the commit's ANALYZE
-    _take_turns(writer, statistics)
-    statistics.keep_current(writer)
-    event.listen(writer, "checkin", statistics.checked_in)
-    reader = sa.create_engine(url, connect_args=CONNECT_ARGS, **{**READ_POOL, **kwargs})
+    writer = _write_engine(url, on_connect, statistics, **kwargs)
+    reader = sa.create_engine(url, **{**READ_POOL, **kwargs})
     event.listen(reader, "connect", on_connect)
     # A write here is an error, not a writer that skipped its turn.
     event.listen(reader, "connect", lambda dbapi_conn, _r: dbapi_conn.execute(QUERY_ONLY))
     # One snapshot per transaction (count and preview agree), not one per statement.
     event.listen(reader, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
     _time_statements(reader)
+    statistics.keep_current(writer)
     statistics.keep_current(reader)
     return writer, reader
+
+
+def _write_engine(url: str, on_connect: OnConnect, statistics: "_Statistics", **kwargs) -> Engine:
+    engine = sa.create_engine(url, **kwargs)
+    event.listen(engine, "connect", on_connect)
+    _time_statements(engine)  # first: its limit is lifted before the commit's ANALYZE
+    _take_turns(engine, statistics)
+    event.listen(engine, "checkin", statistics.checked_in)
+    return engine
 
 
 def _take_turns(engine: Engine, statistics: "_Statistics") -> None:

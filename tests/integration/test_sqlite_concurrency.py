@@ -224,3 +224,16 @@ def test_big_loads_refresh_statistics(fresh_url):
             assert analyzed_contacts() == 3001
     finally:
         engine.dispose()
+
+
+def test_an_in_memory_database_has_one_engine_for_all():
+    engine = make_engine("sqlite://")
+    try:
+        assert read_engine(engine) is engine  # another engine would see another database
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (a)")
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        with read_engine(engine).connect() as conn:
+            assert conn.exec_driver_sql("SELECT a FROM t").scalar() == 1
+    finally:
+        engine.dispose()
