@@ -2,7 +2,7 @@
 against the clock on SQLite.
 
     python -m bench.selection [--url postgresql://…/audience_bench] [--contacts 1000000]
-    python -m bench.selection --url sqlite:///bench.db --contacts 200000
+    python -m bench.selection --url sqlite:////tmp/audience_bench.db --contacts 200000
 
 For each spec of the suite: the median wall time of POST /v1/selections/count (a real
 `audience serve` process, over HTTP). PostgreSQL: and of a hand-written SQL count for the
