@@ -5,8 +5,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.api.deps import (
     AccountDep,
-    EngineDep,
     ReadConn,
+    ReadEngineDep,
     ReadRetryingRoute,
     SettingsDep,
     WriteConn,
@@ -93,7 +93,7 @@ def cancel_job(job_id: PathId, account_id: AccountDep, conn: WriteConn) -> dict:
         }
     },
 )
-def job_output(job_id: PathId, account_id: AccountDep, conn: ReadConn, engine: EngineDep):
+def job_output(job_id: PathId, account_id: AccountDep, conn: ReadConn, engine: ReadEngineDep):
     service.get_job(conn, account_id, job_id)  # 404 for another account's job
     # read in batches, each on its own connection, while the response streams
     return StreamingResponse(
