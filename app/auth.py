@@ -74,7 +74,7 @@ async def current_account(
     """The key's account. Async so that ACCOUNT, set here, holds for the rest of the
     request (a sync dependency runs in a copied context that dies with it)."""
     key = _bearer(request)
-    engine = request.app.state.engine
+    engine = request.app.state.read_engine
 
     def lookup() -> int | None:
         with engine.connect() as conn:

@@ -14,7 +14,7 @@ from app import errors, logs
 from app.api import catalog, contacts, health, jobs, personal_links, rules, selections
 from app.api.deps import known_query
 from app.config import Settings, get_settings
-from app.db import make_engine
+from app.db import make_engine, read_engine
 from app.jobs.transports import make_runner
 
 log = logs.get("audience.http")
@@ -122,6 +122,7 @@ def create_app(
     owns_engine = engine is None
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
+    app.state.read_engine = read_engine(app.state.engine)  # disposed with it
     app.state.runner = make_runner(settings, app.state.engine)
     errors.install(app)
     app.add_middleware(

@@ -6,6 +6,7 @@ from alembic import command
 from alembic.config import Config
 
 import migrations
+from app.db import make_engine, refresh_statistics
 
 
 def alembic_config(url: str) -> Config:
@@ -16,4 +17,14 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str) -> None:
+    """Migrate to the newest schema, then refresh the planner's statistics (SQLite keeps
+    none of its own: a database filled before them would plan blind)."""
     command.upgrade(alembic_config(url), "head")
+    if not url.startswith("sqlite"):
+        return  # PostgreSQL's autovacuum keeps them
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            refresh_statistics(conn)
+    finally:
+        engine.dispose()

@@ -1,4 +1,5 @@
-"""Shared bench plumbing: a seeded PostgreSQL database, a running API, timing."""
+"""Shared bench plumbing: a seeded database (PostgreSQL, or a SQLite file), a running API,
+timing."""
 
 import os
 import secrets
@@ -20,8 +21,15 @@ DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/audience_bench"
 AUDIENCE = str(Path(sys.executable).parent / "audience")
 
 
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
 def database(url: str) -> sa.Engine:
     """Create the bench database if missing, migrate it, return an engine."""
+    if is_sqlite(url):
+        upgrade(url)  # creates the file
+        return make_engine(url)
     u = sa.make_url(normalize_url(url))
     admin = sa.create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -49,14 +57,15 @@ def seeded_account(engine: sa.Engine, contacts: int) -> tuple[int, str]:
         with engine.begin() as conn:
             account_id, _ = create_account(conn, name)
         started = time.perf_counter()
-        seed(engine, account_id, contacts, progress=True, seed=42)
+        seed(engine, account_id, contacts, progress=True, seed=42)  # ANALYZEs SQLite
         print(f"seeded {contacts:,} contacts in {time.perf_counter() - started:.0f} s")
-        raw = engine.raw_connection()
-        try:
-            raw.driver_connection.autocommit = True
-            raw.driver_connection.execute("VACUUM ANALYZE")
-        finally:
-            raw.close()
+        if engine.dialect.name == "postgresql":
+            raw = engine.raw_connection()
+            try:
+                raw.driver_connection.autocommit = True
+                raw.driver_connection.execute("VACUUM ANALYZE")
+            finally:
+                raw.close()
     key = new_key()
     with engine.begin() as conn:
         conn.execute(

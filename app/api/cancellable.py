@@ -1,6 +1,7 @@
 """Read-only queries a request may have to give up: run in a thread on a connection of
-their own, under the statement timeout; cancelled on the server when the client goes away;
-run again on a fresh connection when the database dropped it."""
+their own (the read engine's: on SQLite they run beside writes and other reads), under the
+statement timeout; cancelled on the server when the client goes away; run again on a
+fresh connection when the database dropped it."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -12,8 +13,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from app import logs
-from app.db import retry_read, set_statement_timeout
-from app.errors import QUERY_CANCELED, QueryTimeout
+from app.db import cancel_statement, retry_read, set_statement_timeout, statement_timed_out
+from app.errors import QueryTimeout
 
 log = logs.get("audience.http")
 T = TypeVar("T")
@@ -26,10 +27,10 @@ class QueryHandle:
 
     def cancel(self) -> None:
         conn = self.conn
-        if conn is None or conn.dialect.name != "postgresql":
+        if conn is None:
             return
         try:
-            conn.connection.dbapi_connection.cancel_safe()
+            cancel_statement(conn)
         except Exception:  # noqa: BLE001 - the query may have just finished
             log.warning("could not cancel a query", exc_info=True)
 
@@ -45,10 +46,6 @@ async def run_cancellable(request: Request, work: Callable[[QueryHandle], Any]) 
             log.info("client disconnected: cancelling its query")
             handle.cancel()
             return await task
-
-
-def _timed_out(exc: OperationalError) -> bool:
-    return getattr(getattr(exc, "orig", None), "sqlstate", None) == QUERY_CANCELED
 
 
 class ReadQuery:
@@ -79,7 +76,7 @@ class ReadQuery:
         try:
             return await running
         except OperationalError as exc:
-            if _timed_out(exc):
+            if statement_timed_out(exc):
                 raise QueryTimeout("the query took longer than the statement timeout") from None
             raise
 

@@ -16,6 +16,10 @@ def get_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
+def get_read_engine(request: Request) -> Engine:
+    return request.app.state.read_engine
+
+
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
@@ -63,7 +67,7 @@ async def known_query(request: Request) -> None:
 
 
 def _read(request: Request, _account: AccountDep) -> Iterator[Connection]:
-    with get_engine(request).connect() as conn:
+    with get_read_engine(request).connect() as conn:
         set_statement_timeout(conn, get_settings(request).statement_timeout_s)
         yield conn
 
@@ -75,7 +79,7 @@ def _write(request: Request, _account: AccountDep) -> Iterator[Connection]:
 
 
 def _read_query(request: Request, _account: AccountDep) -> ReadQuery:
-    return ReadQuery(request, get_engine(request), get_settings(request).statement_timeout_s)
+    return ReadQuery(request, get_read_engine(request), get_settings(request).statement_timeout_s)
 
 
 def _write_query(request: Request, _account: AccountDep) -> WriteQuery:
@@ -83,10 +87,14 @@ def _write_query(request: Request, _account: AccountDep) -> WriteQuery:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
+# For reads outside ReadConn (a streamed response's batches): never waits for writes.
+ReadEngineDep = Annotated[Engine, Depends(get_read_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 # The request's connection, after its API key is checked (so row-level security scopes it
-# to the account). Read: no transaction to commit. Write: one transaction, committed when
-# the route function returns (before the response is sent), rolled back if it raises.
+# to the account). Read: read-only, beside other reads and writes (on SQLite, which lets
+# one writer at a time, writes take turns and reads never wait for them). Write: one
+# transaction, committed when the route function returns (before the response is sent),
+# rolled back if it raises.
 ReadConn = Annotated[Connection, Depends(_read, scope="function")]
 WriteConn = Annotated[Connection, Depends(_write, scope="function")]
 # A read that may run long (count, preview): cancellable, under the statement timeout.
@@ -98,6 +106,7 @@ __all__ = [
     "AccountDep",
     "EngineDep",
     "ReadConn",
+    "ReadEngineDep",
     "ReadQueryDep",
     "SettingsDep",
     "WriteConn",

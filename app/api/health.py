@@ -21,7 +21,7 @@ def readyz(request: Request):
     checks: dict[str, str] = {}
     jobs: dict[str, int] = {}
     try:
-        with request.app.state.engine.connect() as conn:
+        with request.app.state.read_engine.connect() as conn:
             repository.ping(conn)
             checks["database"] = "ok"
             jobs["stuck"] = repository.stuck_jobs(conn)

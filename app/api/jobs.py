@@ -5,8 +5,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.api.deps import (
     AccountDep,
-    EngineDep,
     ReadConn,
+    ReadEngineDep,
     ReadQueryDep,
     ReadRetryingRoute,
     SettingsDep,
@@ -113,7 +113,11 @@ def cancel_job(job_id: PathId, account_id: AccountDep, conn: WriteConn) -> dict:
     },
 )
 def job_output(
-    job_id: PathId, account_id: AccountDep, conn: ReadConn, engine: EngineDep, settings: SettingsDep
+    job_id: PathId,
+    account_id: AccountDep,
+    conn: ReadConn,
+    engine: ReadEngineDep,
+    settings: SettingsDep,
 ):
     service.get_job(conn, account_id, job_id)  # 404 for another account's job
     # read in batches, each on its own connection, while the response streams

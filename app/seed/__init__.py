@@ -19,6 +19,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.engine import Engine
 
+from app.db import refresh_statistics
 from app.seed.catalog import Catalog, plan_mailings, store_catalog
 from app.seed.generator import Generator
 from app.seed.writers import OnDone, open_writer
@@ -51,6 +52,8 @@ def seed(
             writer.write(batch, n)
             for table, rows in batch.items():
                 counts[table.name] += len(rows)
+    with engine.begin() as conn:
+        refresh_statistics(conn)
     return counts
 
 
