@@ -147,6 +147,51 @@ def stack(db_url, engine, api):
     api.app.state.runner.start()
 
 
+class Hold:
+    """Row locks on a slice of an account's contacts (by id order, as jobs go), held in a
+    transaction of the test's own: the chunk that reaches them waits there, so a test stops
+    a job at a known point instead of racing it. FOR NO KEY UPDATE blocks the UPDATE of
+    set_score and nothing else (new contact_tags rows still reference them). The OFFSET is in
+    a subquery: a locking SELECT would lock the rows it skips too."""
+
+    def __init__(self, engine, account_id: int, at: int, size: int = 1):
+        self.conn = engine.connect()
+        self.at = at
+        self.conn.execute(
+            sa.text(
+                "SELECT id FROM contacts WHERE id IN (SELECT id FROM contacts"
+                " WHERE account_id = :a ORDER BY id OFFSET :at LIMIT :size) FOR NO KEY UPDATE"
+            ),
+            {"a": account_id, "at": at, "size": size},
+        ).all()
+
+    def release(self) -> None:
+        if self.conn is not None:
+            self.conn.rollback()
+            self.conn.close()
+            self.conn = None
+
+
+@pytest.fixture
+def hold(engine):
+    """hold(account_id, at): the job stops with exactly `at` contacts processed (a multiple
+    of the stack's chunk size of 500) until .release()."""
+    holds: list[Hold] = []
+
+    def make(account_id: int, at: int) -> Hold:
+        holds.append(Hold(engine, account_id, at))
+        return holds[-1]
+
+    yield make
+    for h in holds:
+        h.release()
+
+
+def _at(client, job_id: int, processed: int) -> dict:
+    """Wait until the job is held with exactly `processed` contacts done."""
+    return _wait_for(client, job_id, lambda j: j["processed"] >= processed)
+
+
 def _account(api, engine, n):
     account_id, key = bulk_account(engine, n, with_key=True)
     with engine.begin() as conn:
@@ -169,31 +214,21 @@ def test_jobs_run_on_workers(stack, engine):
     assert client.count({"filter": {"field": "score", "op": "eq", "value": 1}}) == 80
 
 
-def test_sigkilled_worker_job_finishes_exactly_once(stack, engine):
+def test_sigkilled_worker_job_finishes_exactly_once(stack, engine, hold):
     api, _, worker = stack
     first = worker()
-    _, client = _account(api, engine, 50_000)
-    job_id = client.post(
-        "/v1/jobs",
-        json={"selection": {}, "actions": [{"type": "set_score", "mode": "add", "value": 1}]},
-    ).json()["id"]
-    deadline = time.monotonic() + 60
-    while True:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["processed"] > 0:
-            break
-        assert time.monotonic() < deadline, job
-        time.sleep(0.01)
-    first.kill()
+    account_id, client = _account(api, engine, 50_000)
+    held = hold(account_id, 25_000)
+    job_id = _submit(client)
+    assert _at(client, job_id, 25_000)["processed"] == 25_000
+    first.kill()  # mid-chunk: its transaction never commits
     killed_at = client.get(f"/v1/jobs/{job_id}").json()
-    assert killed_at["status"] == "running" and killed_at["processed"] < 50_000
+    assert killed_at["status"] == "running" and killed_at["processed"] == 25_000
+    held.release()
     worker()
     job = client.wait(job_id, timeout=120)
-    assert job["status"] == "succeeded", job
-    assert job["processed"] == job["total"] == 50_000
-    assert job["actions"][0]["affected"] == 50_000
+    _assert_added_once(client, job, 50_000)
     assert job["attempts"] >= 2
-    assert client.count({"filter": {"field": "score", "op": "eq", "value": 1}}) == 50_000
 
 
 def test_job_queued_while_redis_is_down_still_runs(stack, engine):
@@ -288,12 +323,13 @@ def _terminate(admin, database: str, application_name: str) -> int:
     ).scalar_one()
 
 
-def test_database_restart_mid_job_resumes_exactly_once(stack, engine):
+def test_database_restart_mid_job_resumes_exactly_once(stack, engine, hold):
     api, _, worker = stack
     w = worker()
-    _, client = _account(api, engine, 20_000)
+    account_id, client = _account(api, engine, 20_000)
+    first, second = hold(account_id, 5_000), hold(account_id, 15_000)
     job_id = _submit(client)
-    job = _wait_for(client, job_id, lambda j: j["processed"] > 0)
+    _at(client, job_id, 5_000)
     name = application_name(w.proc.pid)
     database = engine.url.database
     admin = sa.create_engine(engine.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
@@ -301,11 +337,13 @@ def test_database_restart_mid_job_resumes_exactly_once(stack, engine):
         with admin.connect() as conn:
             # the worker's backends killed, as a fast shutdown does …
             assert _terminate(conn, database, name) > 0
-            job = _wait_for(client, job_id, lambda j, p=job["processed"]: j["processed"] > p)
+            first.release()
+            assert _at(client, job_id, 15_000)["processed"] == 15_000
             # … then a database that refuses the worker for 2 s, as a restart does
             conn.exec_driver_sql(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
             try:
                 _terminate(conn, database, name)
+                second.release()
                 time.sleep(0.2)
                 stalled_at = client.get(f"/v1/jobs/{job_id}").json()  # this test's own pool
                 for _ in range(18):
@@ -316,21 +354,23 @@ def test_database_restart_mid_job_resumes_exactly_once(stack, engine):
                 conn.exec_driver_sql(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
     finally:
         admin.dispose()
-    assert job["status"] == "running" and job["processed"] == stalled_at["processed"] < 20_000
+    assert job["status"] == "running" and job["processed"] == stalled_at["processed"] == 15_000
     job = client.wait(job_id, timeout=60)
     _assert_added_once(client, job, 20_000)
 
 
-def test_redis_flushed_mid_job(stack, engine):
+def test_redis_flushed_mid_job(stack, engine, hold):
     api, redis, worker = stack
     worker()
-    _, client = _account(api, engine, 20_000)
+    account_id, client = _account(api, engine, 20_000)
+    held = hold(account_id, 5_000)
     job_id = _submit(client)
-    _wait_for(client, job_id, lambda j: j["processed"] > 0)
+    _at(client, job_id, 5_000)
     with redis.client() as r:
         r.flushall()  # this test's own redis-server
     job = client.get(f"/v1/jobs/{job_id}").json()
-    assert job["status"] == "running" and job["processed"] < 20_000
+    assert job["status"] == "running" and job["processed"] == 5_000
+    held.release()
     job = client.wait(job_id, timeout=60)
     _assert_added_once(client, job, 20_000)
     # the worker still takes new jobs
@@ -340,13 +380,15 @@ def test_redis_flushed_mid_job(stack, engine):
     assert after["status"] == "succeeded" and after["actions"][0]["affected"] == 400
 
 
-def test_redis_restarted_mid_job(stack, engine):
+def test_redis_restarted_mid_job(stack, engine, hold):
     api, redis, worker = stack
     worker()
-    _, client = _account(api, engine, 20_000)
+    account_id, client = _account(api, engine, 20_000)
+    held = hold(account_id, 5_000)
     job_id = _submit(client)
-    job = _wait_for(client, job_id, lambda j: j["processed"] > 0)
+    job = _at(client, job_id, 5_000)
     redis.stop()
+    held.release()
     # job status comes from the database: it keeps answering while Redis is down, and the
     # job (which needs only the database once started) keeps going
     at_stop = job
@@ -367,22 +409,21 @@ def test_redis_restarted_mid_job(stack, engine):
     assert after["status"] == "succeeded" and after["actions"][0]["affected"] == 400
 
 
-def test_more_worker_kills_than_arq_max_tries_lose_nothing(stack, engine):
+def test_more_worker_kills_than_arq_max_tries_lose_nothing(stack, engine, hold):
     api, redis, worker = stack
-    _, client = _account(api, engine, 20_000)
+    account_id, client = _account(api, engine, 20_000)
+    stops = [hold(account_id, 2_000 * (k + 1)) for k in range(MAX_TRIES + 1)]
     job_id = _submit(client)
-    job = client.get(f"/v1/jobs/{job_id}").json()
-    for kill in range(MAX_TRIES + 1):
+    for kill, held in enumerate(stops):
         w = worker()
         job = _wait_for(
-            client,
-            job_id,
-            lambda j, k=kill, p=job["processed"]: j["attempts"] > k and j["processed"] > p,
+            client, job_id, lambda j, k=kill, h=held: j["attempts"] > k and j["processed"] >= h.at
         )
         w.kill()
+        held.release()  # the killed worker's waiting chunk rolls back
         job = client.get(f"/v1/jobs/{job_id}").json()
         # the API tells the truth: still running (a lease nobody renews), one more attempt
-        assert job["status"] == "running" and job["processed"] < 20_000, job
+        assert job["status"] == "running" and job["processed"] == held.at, job
         assert job["attempts"] == kill + 1 and job["error"] is None, job
     worker()
     job = client.wait(job_id, timeout=60)
@@ -397,7 +438,7 @@ def test_more_worker_kills_than_arq_max_tries_lose_nothing(stack, engine):
             time.sleep(0.2)
 
 
-def test_a_job_acts_on_its_snapshot_while_the_selection_changes(stack, engine):
+def test_a_job_acts_on_its_snapshot_while_the_selection_changes(stack, engine, hold):
     api, _, worker = stack
     account_id, client = _account(api, engine, 20_000)
     selection = {"include": [{"type": "tag", "tags": [f"t{i}" for i in range(1, 51)]}]}
@@ -411,9 +452,10 @@ def test_a_job_acts_on_its_snapshot_while_the_selection_changes(stack, engine):
                 .limit(1000)
             ).scalars()
         )
+    held = hold(account_id, 5_000)
     job_id = _submit(client, selection=selection)
     worker()
-    _wait_for(client, job_id, lambda j: j["processed"] > 0)
+    _at(client, job_id, 5_000)
     # mid-run: 500 new contacts join the selection, the last 1,000 leave it
     client.load(
         *[{"email": f"new{i}@late.example", "tags": ["t7"], "score": 0} for i in range(500)]
@@ -422,7 +464,8 @@ def test_a_job_acts_on_its_snapshot_while_the_selection_changes(stack, engine):
         conn.execute(sa.delete(t.contact_tags).where(t.contact_tags.c.contact_id.in_(last)))
     assert client.count(selection) == 20_000 - 1000 + 500
     job = client.get(f"/v1/jobs/{job_id}").json()
-    assert job["total"] == 20_000 and job["processed"] <= 20_000 - 1000, job  # not reached yet
+    assert job["total"] == 20_000 and job["processed"] == 5_000, job  # not reached yet
+    held.release()
     job = client.wait(job_id, timeout=60)
     _assert_added_once(client, job, 20_000)  # the 1,000 included; the 500 (score 0) untouched
     late = {"field": "email_domain", "op": "eq", "value": "late.example"}
