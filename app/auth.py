@@ -46,11 +46,19 @@ def create_account(conn: Connection, name: str, key: str | None = None) -> tuple
 def account_for_key(conn: Connection, key: str) -> int | None:
     """The key's account; the lookup shows row-level security the key's hash, which makes
     that one key's row visible to a transaction acting for no account yet."""
+    found = key_of(conn, key)
+    return None if found is None else found.account_id
+
+
+def key_of(conn: Connection, key: str) -> sa.Row | None:
+    """The key's row (account_id, label), or None."""
     key_hash = hash_key(key)
     present_key(conn, key_hash)
     return conn.execute(
-        sa.select(t.api_keys.c.account_id).where(t.api_keys.c.key_hash == key_hash)
-    ).scalar_one_or_none()
+        sa.select(t.api_keys.c.account_id, t.api_keys.c.label).where(
+            t.api_keys.c.key_hash == key_hash
+        )
+    ).first()
 
 
 def _bearer(request: Request) -> str:
@@ -76,16 +84,23 @@ async def current_account(
     key = _bearer(request)
     engine = request.app.state.read_engine
 
-    def lookup() -> int | None:
+    def lookup() -> sa.Row | None:
         with engine.connect() as conn:
-            return account_for_key(conn, key)
+            return key_of(conn, key)
 
-    account_id = await retry_read(lambda: run_in_threadpool(lookup))
-    if account_id is None:
+    found = await retry_read(lambda: run_in_threadpool(lookup))
+    if found is None:
         raise Unauthorized("wrong API key", headers={"WWW-Authenticate": "Bearer"})
+    account_id = found.account_id
     request.state.account_id = account_id
+    request.state.key_label = found.label
     ACCOUNT.set(account_id)
     return account_id
 
 
 AccountDep = Annotated[int, Depends(current_account)]
+
+
+def key_label(request: Request) -> str | None:
+    """The label of the request's API key (after current_account)."""
+    return getattr(request.state, "key_label", None)

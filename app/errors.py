@@ -64,6 +64,11 @@ class Conflict(AudienceError):
     code = "conflict"
 
 
+class Gone(AudienceError):
+    status_code = 410
+    code = "gone"
+
+
 class Invalid(AudienceError):
     status_code = 422
     code = "validation_error"

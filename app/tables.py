@@ -90,6 +90,8 @@ api_keys = sa.Table(
     # sha256 of the key; the key itself is never stored.
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("prefix", sa.String(16), nullable=False),
+    # who a key is, for people: a job's created_by
+    sa.Column("label", sa.String(255), nullable=False, server_default="default"),
     _created(),
 )
 
@@ -360,7 +362,18 @@ jobs = sa.Table(
     sa.Column("enqueued_at", UTCDateTime),
     sa.Column("idempotency_key", sa.String(255)),
     sa.Column("request_hash", sa.String(64)),
+    # its story: what kind of job, named by whom, undoing which job
+    sa.Column("kind", sa.String(16), nullable=False, server_default="actions"),
+    sa.Column("name", sa.String(255)),
+    sa.Column("created_by", sa.String(255)),
+    sa.Column("reverts", sa.BigInteger().with_variant(sa.Integer, "sqlite")),
+    # a revert: changes it left alone because they were changed again since
+    sa.Column("conflicts", sa.BigInteger, nullable=False, server_default="0"),
+    # the change log of the job is gone (purged after AUDIENCE_CHANGE_LOG_DAYS)
+    sa.Column("log_purged", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("account_id", "idempotency_key"),
+    # one revert a job
+    sa.UniqueConstraint("account_id", "reverts"),
     sa.Index("ix_jobs_account_id_id", "account_id", "id"),
     sa.Index("ix_jobs_status", "status"),
     sa.Index(
@@ -411,4 +424,35 @@ job_output = sa.Table(
     _plain_id("contact_id"),
     sa.Column("value", sa.Text, nullable=False),
     sa.PrimaryKeyConstraint("account_id", "job_id", "position", "contact_id"),
+)
+
+
+# The change log: one row for every change a job made (a contact's field, flag, tag, stage,
+# detail, coupon, link), written set-based in the chunk's own transaction, read by revert
+# and by a contact's history. `step` numbers the job's actions as run (a rule's actions
+# each a step of their own); `field` names what changed (a column, `tag`, `group`,
+# `owner`, `funnel`, `detail:NAME`, `coupon:NAME`, `link`) and `ref` which tag, group,
+# owner or funnel (0 otherwise). `before` / `after` are the values as text (NULL: absent),
+# `*_at` a relation's own time (a tag's added_at, a stage's entered_at), `*_extra` what a
+# coupon or a link needs to be given back whole. Kept AUDIENCE_CHANGE_LOG_DAYS after the
+# job ends.
+change_log = sa.Table(
+    "change_log",
+    metadata,
+    _plain_id("account_id"),
+    _plain_id("job_id"),
+    sa.Column("step", sa.Integer, nullable=False),
+    _plain_id("contact_id"),
+    sa.Column("field", sa.String(300), nullable=False),
+    sa.Column("ref", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("before", sa.Text),
+    sa.Column("before_at", UTCDateTime),
+    sa.Column("after", sa.Text),
+    sa.Column("after_at", UTCDateTime),
+    sa.Column("before_extra", sa.Text),
+    sa.Column("after_extra", sa.Text),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("account_id", "job_id", "step", "contact_id", "field", "ref"),
+    sa.Index("ix_change_log_account_id_contact_id", "account_id", "contact_id", "job_id"),
 )

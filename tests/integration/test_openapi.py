@@ -27,6 +27,7 @@ EXAMPLE_ORDER = [
     "count_selection",
     "preview_selection",
     "submit_job",
+    "dry_run_job",
 ]
 # Examples of schemas that are not request bodies themselves: how to send one.
 NESTED_EXAMPLES = {
