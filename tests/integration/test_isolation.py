@@ -190,7 +190,7 @@ class World:
     def new_b(self) -> Account:
         b = build(Scoped(self.app, new_key(self.engine, "B")), B_DATA)
         coupons = [{"type": "generate_coupons", "name": "XMAS", "length": 8}]
-        b.jobs["coupons"] = finish(b.client, submit(b.client, {"actions": coupons}))["id"]
+        b.jobs["coupons"] = finish(b.client, submit(b.client, {"selection": {}, "actions": coupons}))["id"]
         assert b.client.count({}) == B_LIVE
         return b
 
@@ -592,6 +592,44 @@ def get_job_output(w: World, b: Account, walk: Walk) -> None:
     walk(200, args={"job_id": b.jobs["coupons"]})
 
 
+@route("POST /v1/jobs/{job_id}/revert")
+def revert_job(w: World, b: Account, walk: Walk) -> None:
+    for job_id in w.a.jobs.values():
+        walk.missing("job_id", job_id)
+    walk(409, args={"job_id": submit(b.client, NIGHTLY)}, code="conflict")  # not finished
+    done = b.client.run(
+        {"include": [{"type": "tag", "tags": ["VIP"]}]}, [{"type": "add_tags", "tags": ["b-undo"]}]
+    )
+    r = walk(202, args={"job_id": done["id"]})
+    assert b.client.wait(r.json()["id"])["actions"][0]["affected"] == done["actions"][0]["affected"]
+
+
+@route("POST /v1/jobs/{job_id}/revert/dry-run")
+def dry_run_revert(w: World, b: Account, walk: Walk) -> None:
+    for job_id in w.a.jobs.values():
+        walk.missing("job_id", job_id)
+    r = walk(200, args={"job_id": b.jobs["coupons"]})
+    assert r.json()["total"] == b.client.get(f"/v1/jobs/{b.jobs['coupons']}").json()["total"]
+
+
+@route("GET /v1/contacts/{contact_id}/history")
+def contact_history(w: World, b: Account, walk: Walk) -> None:
+    for contact_id in w.a.contacts.values():
+        walk.missing("contact_id", contact_id)
+    r = walk(200, args={"contact_id": b.contacts["anna@example.com"]})
+    assert all(c["job_id"] in b.jobs.values() or c["kind"] == "revert" for c in r.json()["changes"])
+
+
+@route("POST /v1/jobs/dry-run")
+def dry_run_job(w: World, b: Account, walk: Walk) -> None:
+    for spec, where in A_SEGMENT_SPECS[:2]:
+        walk(422, json={"selection": spec, "actions": DELETE}, path=f"selection.{where}")
+    for action, what in actions_naming_a(w.a)[:2]:
+        walk(422, json={"selection": {}, "actions": [action]}, path=f"actions[0].{what}")
+    r = walk(200, json={"selection": {}, "actions": DELETE})
+    assert r.json()["total"] == B_LIVE
+
+
 @route("GET /v1/links/{token}")
 def get_link(w: World, b: Account, walk: Walk) -> None:
     walk.missing("token", w.a.token)
@@ -768,7 +806,7 @@ def submit_job(w: World, b: Account, walk: Walk) -> None:
         where = f"actions[1].{what}"
         walk(422, json={"selection": {}, "actions": actions}, path=where)
         if i < 2:
-            walk(422, json={"actions": actions}, params=DRY, path=where)
+            walk(422, json={"selection": {}, "actions": actions}, params=DRY, path=where)
     # expected_total counts B's contacts, never A's.
     body = {"selection": {}, "actions": DELETE, "expected_total": A_LIVE}
     error = walk(409, json=body, code="conflict").json()["error"]
@@ -1008,7 +1046,7 @@ def test_jobs_change_only_b(world):
     spec = {"filter": {"field": "email", "op": "in", "value": [*SHARED, *A_ONLY]}}
     job = b.client.run(spec, [{"type": "set_score", "value": 42}])
     assert job["status"] == "succeeded" and job["total"] == 3, job
-    assert job["actions"] == [{"type": "set_score", "affected": 3}]
+    assert job["actions"] == [{"type": "set_score", "mode": "set", "value": 42, "affected": 3}]
     assert b.client.count({"filter": {"field": "score", "op": "eq", "value": 42}}) == 3
 
     # every kind of action on all of B's contacts: B's count, B's contacts

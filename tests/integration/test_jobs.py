@@ -265,7 +265,9 @@ def test_coupons_unique_replaced_and_listed(client, people):
     job = client.run(
         {}, [{"type": "generate_coupons", "name": "BF", "length": 8, "valid_days": 30}]
     )
-    assert job["actions"] == [{"type": "generate_coupons", "affected": 4}]
+    assert job["actions"] == [
+        {"type": "generate_coupons", "name": "BF", "length": 8, "valid_days": 30, "affected": 4}
+    ]
     r = client.get(f"/v1/jobs/{job['id']}/output")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(r.text)))
@@ -485,7 +487,9 @@ def test_rules_run_with_and_without_condition(client, people):
     assert r.status_code == 201, r.text
     rule = r.json()
     job = client.run({}, [{"type": "run_rule", "rule": rule["id"], "check_condition": True}])
-    assert job["actions"] == [{"type": "run_rule", "affected": 1}]
+    assert job["actions"] == [
+        {"type": "run_rule", "rule": rule["id"], "check_condition": True, "affected": 1}
+    ]
     assert client.count({"include": [{"type": "tag", "tags": ["rewarded"]}]}) == 1
     job = client.run({}, [{"type": "run_rule", "rule": rule["id"]}])
     assert job["actions"][0]["affected"] == 4
