@@ -279,14 +279,22 @@ def revert_dry_run(conn: Connection, account_id: int, job_id: int, settings: Set
 BOOLEAN_FIELDS = {"email_opt_in", "phone_opt_in", "email_valid", "deleted"}
 
 
-def _shown(field: str, value: str | None):
-    """A logged value as the API shows it: booleans and scores typed, the rest as text."""
+MEMBERSHIPS = {"tag", "group", "owner"}
+
+
+def _shown(field: str, value: str | None, stages: dict[int, str]):
+    """A logged value as the API shows it: flags and scores typed, a membership (tag,
+    group, owner) as whether the contact had it, a funnel's stage by name."""
+    if field in MEMBERSHIPS:
+        return value is not None
     if value is None:
         return None
     if field in BOOLEAN_FIELDS:
         return value in ("1", "true")
     if field == "score":
         return int(value)
+    if field == "funnel":
+        return stages.get(int(value), value)
     return value
 
 
@@ -311,6 +319,7 @@ def history(
     more = len(rows) > limit
     rows = rows[:limit]
     names = _names_of(conn, account_id, rows)
+    stages = _stages_of(conn, account_id, rows)
     last = rows[-1] if rows else None
     return {
         "changes": [
@@ -319,8 +328,8 @@ def history(
                 "kind": r.kind,
                 "action": r.action,
                 "field": _field_name(r.field, r.ref, names),
-                "before": _shown(r.field, r.before),
-                "after": _shown(r.field, r.after),
+                "before": _shown(r.field, r.before, stages),
+                "after": _shown(r.field, r.after, stages),
                 "at": r.at,
                 "created_by": r.created_by,
             }
@@ -340,6 +349,18 @@ def _cursor(before: str | None) -> tuple | None:
         return int(job_id), int(step), field, int(ref)
     except ValueError:
         raise Invalid.at("query.before", "not a cursor this endpoint gave") from None
+
+
+def _stages_of(conn: Connection, account_id: int, rows) -> dict[int, str]:
+    ids = sorted({int(v) for r in rows if r.field == "funnel" for v in (r.before, r.after) if v})
+    if not ids:
+        return {}
+    st = t.stages
+    return dict(
+        conn.execute(
+            sa.select(st.c.id, st.c.name).where(st.c.account_id == account_id, st.c.id.in_(ids))
+        ).all()
+    )
 
 
 def _names_of(conn: Connection, account_id: int, rows) -> dict[str, dict[int, str]]:

@@ -190,7 +190,9 @@ class World:
     def new_b(self) -> Account:
         b = build(Scoped(self.app, new_key(self.engine, "B")), B_DATA)
         coupons = [{"type": "generate_coupons", "name": "XMAS", "length": 8}]
-        b.jobs["coupons"] = finish(b.client, submit(b.client, {"selection": {}, "actions": coupons}))["id"]
+        b.jobs["coupons"] = finish(
+            b.client, submit(b.client, {"selection": {}, "actions": coupons})
+        )["id"]
         assert b.client.count({}) == B_LIVE
         return b
 
