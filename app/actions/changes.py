@@ -116,6 +116,20 @@ def reconcile(rc, logged: set[int] | None, changed: set[int]) -> None:
         )
 
 
+def delete_logged(rc, action: str, table: sa.Table, where: list, field, **values) -> set[int]:
+    """DELETE the rows of `table` matching `where`, logged first (`values`: the log's
+    before / before_at / ref of each row); the contacts changed."""
+    logged = log_changes(
+        rc,
+        action,
+        locked(rc, sa.select(*rows(table.c.contact_id, field, **values)).where(*where), table),
+    )
+    stmt = sa.delete(table).where(*where).returning(table.c.contact_id)
+    changed = set(rc.conn.execute(stmt).scalars())
+    reconcile(rc, logged, changed)
+    return changed
+
+
 def locked(rc, select: sa.Select, *of) -> sa.Select:
     """`select` locking the rows it reads of `of` (PostgreSQL; SQLite has one writer)."""
     if rc.job_id is None or not rc.settings.change_log or not is_postgres(rc.conn):
@@ -352,28 +366,20 @@ class Coupon(Family):
                     in_ids(rc.conn, cp.c.contact_id, [e.contact_id for e in entries]),
                 )
             )
-        given = []
-        for e in entries:
-            if e.after is None:
-                continue
-            kept = json.loads(e.after_extra)
-            given.append(
-                {
-                    "contact_id": e.contact_id,
-                    "code": e.after,
-                    "name": kept["name"],
-                    "name_key": e.field[len(COUPON) :],
-                    "valid_until": _when(kept.get("valid_until")),
-                    "job_id": kept.get("job_id"),
-                    "created_at": _when(kept["created_at"]),
-                }
-            )
-        if given:
-            rc.conn.execute(
-                insert_rows(
-                    rc.conn, cp, given, {"account_id": rc.account_id}
-                ).on_conflict_do_nothing()
-            )
+        _give_back(
+            rc,
+            cp,
+            [e for e in entries if e.after is not None],
+            lambda e, kept: {
+                "contact_id": e.contact_id,
+                "code": e.after,
+                "name": kept["name"],
+                "name_key": e.field[len(COUPON) :],
+                "valid_until": _when(kept.get("valid_until")),
+                "job_id": kept.get("job_id"),
+                "created_at": _when(kept["created_at"]),
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -405,24 +411,30 @@ class PersonalLink(Family):
                 *mine, log.c.after.is_not(None)
             )
         ).all()
-        given = []
-        for e in entries:
-            kept = json.loads(e.after_extra)
-            given.append(
-                {
-                    "contact_id": e.contact_id,
-                    "token": e.after,
-                    "url": kept["url"],
-                    "job_id": kept.get("job_id"),
-                    "created_at": _when(kept["created_at"]),
-                }
-            )
-        if given:
-            rc.conn.execute(
-                insert_rows(
-                    rc.conn, lk, given, {"account_id": rc.account_id}
-                ).on_conflict_do_nothing()
-            )
+        _give_back(
+            rc,
+            lk,
+            entries,
+            lambda e, kept: {
+                "contact_id": e.contact_id,
+                "token": e.after,
+                "url": kept["url"],
+                "job_id": kept.get("job_id"),
+                "created_at": _when(kept["created_at"]),
+            },
+        )
+
+
+def _give_back(rc, table: sa.Table, entries, build) -> None:
+    """INSERT the rows `build(entry, its after_extra)` makes of log entries (a coupon, a
+    link given back whole), skipping any whose key is taken since."""
+    given = [build(e, json.loads(e.after_extra)) for e in entries]
+    if given:
+        rc.conn.execute(
+            insert_rows(
+                rc.conn, table, given, {"account_id": rc.account_id}
+            ).on_conflict_do_nothing()
+        )
 
 
 def _when(value: str | None):

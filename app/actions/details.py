@@ -84,20 +84,6 @@ class DeleteDetailHandler(ActionHandler):
             in_ids(rc.conn, cd.c.contact_id, ids),
             cd.c.name == self.action.name,
         ]
-        logged = changes.log_changes(
-            rc,
-            self.type,
-            changes.locked(
-                rc,
-                sa.select(
-                    *changes.rows(
-                        cd.c.contact_id, changes.DETAIL + self.action.name, before=cd.c.value
-                    )
-                ).where(*mine),
-                cd,
-            ),
+        return changes.delete_logged(
+            rc, self.type, cd, mine, changes.DETAIL + self.action.name, before=cd.c.value
         )
-        stmt = sa.delete(cd).where(*mine).returning(cd.c.contact_id)
-        changed = set(rc.conn.execute(stmt).scalars())
-        changes.reconcile(rc, logged, changed)
-        return changed

@@ -97,25 +97,13 @@ class RemoveRelation(ActionHandler):
             tb.c[self.thing_column] == self.thing_id,
         ]
         value = changes.as_text(tb.c[self.value_column]) if self.value_column else "1"
-        logged = changes.log_changes(
+        return changes.delete_logged(
             rc,
             self.type,
-            changes.locked(
-                rc,
-                sa.select(
-                    *changes.rows(
-                        tb.c.contact_id,
-                        self.field,
-                        ref=self.thing_id,
-                        before=value,
-                        before_at=tb.c[self.time_column],
-                    )
-                ).where(*mine),
-                tb,
-            ),
+            tb,
+            mine,
+            self.field,
+            ref=self.thing_id,
+            before=value,
+            before_at=tb.c[self.time_column],
         )
-        changed = set(
-            rc.conn.execute(sa.delete(tb).where(*mine).returning(tb.c.contact_id)).scalars()
-        )
-        changes.reconcile(rc, logged, changed)
-        return changed

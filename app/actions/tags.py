@@ -112,20 +112,6 @@ class RemoveTagsHandler(ActionHandler):
             in_ids(rc.conn, ct.c.contact_id, ids),
             ct.c.tag_id.in_(self._tag_ids(rc)),
         ]
-        logged = changes.log_changes(
-            rc,
-            self.type,
-            changes.locked(
-                rc,
-                sa.select(
-                    *changes.rows(
-                        ct.c.contact_id, "tag", ref=ct.c.tag_id, before="1", before_at=ct.c.added_at
-                    )
-                ).where(*mine),
-                ct,
-            ),
+        return changes.delete_logged(
+            rc, self.type, ct, mine, "tag", ref=ct.c.tag_id, before="1", before_at=ct.c.added_at
         )
-        stmt = sa.delete(ct).where(*mine).returning(ct.c.contact_id)
-        changed = set(rc.conn.execute(stmt).scalars())
-        changes.reconcile(rc, logged, changed)
-        return changed

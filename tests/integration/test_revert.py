@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from app import tables as t
 from app.jobs import repository
-from tests.integration.test_jobs import ACTIONS, PEOPLE
+from tests.integration.test_jobs import ACTIONS, people  # noqa: F401 (a fixture)
 
 # What a job may change of an account, table by table, as comparable rows (updated_at
 # aside: a revert is a change too).
@@ -65,18 +65,9 @@ def revert(client, job_id: int) -> dict:
 
 
 @pytest.fixture
-def people(client):
-    client.post("/v1/funnels", json={"name": "Sales", "stages": ["Lead", "Won"]})
-    client.load(*PEOPLE)
-    client.load(
-        {
-            "email": "anna@x.pl",
-            "funnels": {"Sales": "Won"},
-            "owners": ["rep@x.com"],
-            "groups": ["Webinar"],
-        }
-    )
-    return client.ids(*(p["email"] for p in PEOPLE))
+def ids(people) -> list[int]:  # noqa: F811 (test_jobs' fixture)
+    """test_jobs' people: anna, jan, kim, bad."""
+    return [people[name] for name in ("anna", "jan", "kim", "bad")]
 
 
 EXTRA = [
@@ -100,7 +91,7 @@ CASES = [a for a, _, _ in ACTIONS] + EXTRA
 @pytest.mark.parametrize(
     "actions", CASES, ids=[" ".join(a["type"] for a in x) + f"-{i}" for i, x in enumerate(CASES)]
 )
-def test_revert_gives_back_exactly_what_the_job_changed(client, engine, account, people, actions):
+def test_revert_gives_back_exactly_what_the_job_changed(client, engine, account, ids, actions):
     account_id = account[0]
     if any(a["type"] == "generate_coupons" for a in actions):  # coupons to be replaced
         client.run({"include": [{"type": "tag", "tags": ["vip"]}]}, [EXTRA[0][0]])
@@ -132,8 +123,8 @@ def test_revert_gives_back_exactly_what_the_job_changed(client, engine, account,
     assert state(engine, account_id) == changed
 
 
-def test_a_later_change_is_left_alone_and_counted(client, engine, account, people):
-    anna, jan, kim, bad = people
+def test_a_later_change_is_left_alone_and_counted(client, engine, account, ids):
+    anna, jan, kim, bad = ids
     job = client.run({}, [{"type": "set_score", "mode": "set", "value": 50}])
     assert job["actions"][0]["affected"] == 4  # anna had 10; jan, kim, bad 0
     client.run(
@@ -144,14 +135,14 @@ def test_a_later_change_is_left_alone_and_counted(client, engine, account, peopl
     assert dry == {"total": 4, "actions": [{"type": "set_score", "affected": 3}], "conflicts": 1}
     undone = revert(client, job["id"])
     assert undone["conflicts"] == 1 and undone["actions"][0]["affected"] == 3
-    scores = {c: client.get(f"/v1/contacts/{c}").json()["score"] for c in people}
+    scores = {c: client.get(f"/v1/contacts/{c}").json()["score"] for c in ids}
     assert scores == {anna: 10, jan: 99, kim: 0, bad: 0}
     out = list(csv.reader(io.StringIO(client.get(f"/v1/jobs/{undone['id']}/output").text)))
     assert out == [["contact_id", "email", "value"], [str(jan), "jan@x.pl", "99"]]
 
 
-def test_tags_come_back_with_their_times_and_later_ones_stay(client, engine, account, people):
-    anna = people[0]
+def test_tags_come_back_with_their_times_and_later_ones_stay(client, engine, account, ids):
+    anna = ids[0]
     job = client.run({}, [{"type": "remove_tags", "tags": ["VIP"]}])
     client.run(
         {"filter": {"field": "email", "op": "eq", "value": "kim@x.pl"}},
@@ -162,7 +153,7 @@ def test_tags_come_back_with_their_times_and_later_ones_stay(client, engine, acc
     assert "VIP" in client.get(f"/v1/contacts/{anna}").json()["tags"]
 
 
-def test_refusals(client, engine, account, people):
+def test_refusals(client, engine, account, ids):
     later = client.post(
         "/v1/jobs",
         json={
@@ -221,8 +212,8 @@ def test_a_cancelled_job_reverts_what_it_applied(client, engine, account):
     assert state(engine, account[0]) == before
 
 
-def test_history_and_the_jobs_story(client, engine, account, people):
-    anna = people[0]
+def test_history_and_the_jobs_story(client, engine, account, ids):
+    anna = ids[0]
     r = client.post(
         "/v1/jobs",
         json={
@@ -271,7 +262,7 @@ def test_history_and_the_jobs_story(client, engine, account, people):
     assert client.get("/v1/jobs?kind=nope").status_code == 422
 
 
-def test_selection_is_required(client, people):
+def test_selection_is_required(client, ids):
     r = client.post("/v1/jobs?dry_run=true", json={"actions": [{"type": "delete"}]})
     assert r.status_code == 422
     assert r.json()["error"]["details"][0]["path"] == "selection"
@@ -306,7 +297,7 @@ PERSON = st.fixed_dictionaries(
 
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
-    people=st.lists(PERSON, min_size=1, max_size=6),
+    persons=st.lists(PERSON, min_size=1, max_size=6),
     actions=st.lists(ACTION, min_size=1, max_size=5),
     subset=st.sampled_from(
         [
@@ -316,7 +307,7 @@ PERSON = st.fixed_dictionaries(
         ]
     ),
 )
-def test_job_then_revert_is_the_identity(api, engine, people, actions, subset):
+def test_job_then_revert_is_the_identity(api, engine, persons, actions, subset):
     import uuid
 
     from app.auth import create_account
@@ -328,7 +319,7 @@ def test_job_then_revert_is_the_identity(api, engine, people, actions, subset):
     client.post("/v1/funnels", json={"name": "Sales", "stages": ["Lead", "Won"]})
     client.load(
         {"email": "known@x.pl", "tags": ["VIP", "old"]},  # the subsets' tags exist
-        *({"email": f"p{i}@x.pl", **p} for i, p in enumerate(people)),
+        *({"email": f"p{i}@x.pl", **p} for i, p in enumerate(persons)),
     )
     before = state(engine, account_id)
     job = client.run(subset, actions)
