@@ -327,3 +327,42 @@ def test_job_then_revert_is_the_identity(api, engine, persons, actions, subset):
     undone = revert(client, job["id"])
     assert undone["status"] == "succeeded" and undone["conflicts"] == 0, undone
     assert state(engine, account_id) == before
+
+
+def test_run_rule_is_reverted_as_its_actions(client, engine, account, ids):
+    inner = client.post(
+        "/v1/rules",
+        json={"name": "inner", "actions": [{"type": "set_detail", "name": "plan", "value": "x"}]},
+    ).json()
+    rule = client.post(
+        "/v1/rules",
+        json={
+            "name": "outer",
+            "condition": {"type": "tag", "tags": ["VIP"]},
+            "actions": [
+                {"type": "add_tags", "tags": ["ruled"]},
+                {"type": "set_score", "mode": "add", "value": 3},
+                {"type": "run_rule", "rule": inner["id"]},
+            ],
+        },
+    ).json()
+    before = state(engine, account[0])
+    job = client.run(
+        {},
+        [
+            {"type": "run_rule", "rule": rule["id"], "check_condition": True},
+            {"type": "run_rule", "rule": rule["id"]},  # the same rule again: steps of its own
+        ],
+    )
+    assert [a["affected"] for a in job["actions"]] == [2, 4], job
+    undone = revert(client, job["id"])
+    # the rule's actions, each a step of the revert, last first
+    assert [a["type"] for a in undone["actions"]] == [
+        "set_detail",
+        "set_score",
+        "add_tags",
+        "set_detail",
+        "set_score",
+        "add_tags",
+    ]
+    assert state(engine, account[0]) == before
