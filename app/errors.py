@@ -54,6 +54,11 @@ class Unauthorized(AudienceError):
     code = "unauthorized"
 
 
+class Forbidden(AudienceError):
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFound(AudienceError):
     status_code = 404
     code = "not_found"
@@ -176,6 +181,7 @@ def pydantic_details(errors: list[dict], prefix: str = "") -> list[dict[str, str
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or wrong API key"},
+    403: {"model": ErrorBody, "description": "A read key, and this request is not a read"},
     404: {"model": ErrorBody, "description": "Not found in this account"},
     422: {
         "model": ErrorBody,

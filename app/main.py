@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import errors, logs
-from app.api import catalog, contacts, health, jobs, personal_links, rules, selections
+from app.api import catalog, contacts, health, jobs, keys, personal_links, rules, selections
 from app.api.deps import known_query
 from app.config import Settings, get_settings
 from app.db import make_engine, read_engine
@@ -133,7 +133,7 @@ def create_app(
         expose_headers=["X-Request-ID"],
     )
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes)
-    for module in (health, contacts, catalog, selections, rules, jobs, personal_links):
+    for module in (health, contacts, catalog, selections, rules, jobs, personal_links, keys):
         app.include_router(module.router)
     errors.document_limits(app)
     return app

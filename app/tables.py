@@ -92,7 +92,10 @@ api_keys = sa.Table(
     sa.Column("prefix", sa.String(16), nullable=False),
     # who a key is, for people: a job's created_by
     sa.Column("label", sa.String(255), nullable=False, server_default="default"),
+    # full: everything; read: GETs, count, preview (anything else is a 403)
+    sa.Column("scope", sa.String(8), nullable=False, server_default="full"),
     _created(),
+    sa.Column("last_used_at", UTCDateTime),
 )
 
 users = sa.Table(

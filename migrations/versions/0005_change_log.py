@@ -5,7 +5,8 @@
   table (0004's policy), and the application role may use it.
 - `jobs` gets `kind` (actions, import, revert), `name`, `created_by` (the key's label),
   `reverts` (the job a revert undoes; one revert a job), `conflicts` and `log_purged`.
-- `api_keys` gets a `label` ("default" for the keys made so far).
+- `api_keys` gets a `label` ("default" for the keys made so far), a `scope` (full, or
+  read: GETs, count and preview) and `last_used_at`.
 
 Revision ID: 0005
 Revises: 0004
@@ -23,6 +24,7 @@ depends_on = None
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 ACCOUNT = "(SELECT nullif(current_setting('audience.account_id', true), '')::bigint)"
+ENGINE = "(SELECT current_setting('audience.role', true)) = 'engine'"
 ROLE = "audience_app"
 
 
@@ -31,6 +33,8 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("label", sa.String(255), nullable=False, server_default="default")
         )
+        batch.add_column(sa.Column("scope", sa.String(8), nullable=False, server_default="full"))
+        batch.add_column(sa.Column("last_used_at", UTCDateTime))
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("kind", sa.String(16), nullable=False, server_default="actions"))
         batch.add_column(sa.Column("name", sa.String(255)))
@@ -70,6 +74,8 @@ def upgrade() -> None:
     op.execute("ALTER TABLE change_log FORCE ROW LEVEL SECURITY")
     check = f"(account_id = {ACCOUNT})"
     op.execute(f"CREATE POLICY account_isolation ON change_log USING {check} WITH CHECK {check}")
+    # `audience keys revoke KEY_ID` finds the key's account on the engine's duty
+    op.execute(f"CREATE POLICY engine_reads_keys ON api_keys FOR SELECT USING ({ENGINE})")
     op.execute(
         f"""
         DO $$
@@ -84,6 +90,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP POLICY IF EXISTS engine_reads_keys ON api_keys")
     op.drop_index("ix_change_log_account_id_contact_id", table_name="change_log")
     op.drop_table("change_log")
     with op.batch_alter_table("jobs") as batch:
@@ -91,4 +99,5 @@ def downgrade() -> None:
         for column in ["log_purged", "conflicts", "reverts", "created_by", "name", "kind"]:
             batch.drop_column(column)
     with op.batch_alter_table("api_keys") as batch:
-        batch.drop_column("label")
+        for column in ["last_used_at", "scope", "label"]:
+            batch.drop_column(column)

@@ -632,6 +632,28 @@ def dry_run_job(w: World, b: Account, walk: Walk) -> None:
     assert r.json()["total"] == B_LIVE
 
 
+@route("GET /v1/keys")
+def list_keys(w: World, b: Account, walk: Walk) -> None:
+    keys = walk(200).json()["keys"]
+    assert keys and b.client.key[:8] in {k["prefix"] for k in keys}
+    assert w.a.client.key[:8] not in {k["prefix"] for k in keys}
+
+
+@route("POST /v1/keys")
+def create_key(w: World, b: Account, walk: Walk) -> None:
+    made = walk(201, json={"label": "b's reader", "scope": "read"}).json()
+    assert b.client.get("/v1/keys").json()["keys"][-1]["id"] == made["id"]
+
+
+@route("DELETE /v1/keys/{key_id}")
+def revoke_key(w: World, b: Account, walk: Walk) -> None:
+    for key in w.a.client.get("/v1/keys").json()["keys"]:
+        walk.missing("key_id", key["id"])
+    assert w.a.client.get("/v1/keys").status_code == 200  # A's keys all still work
+    spare = b.client.post("/v1/keys", json={"label": "spare"}).json()
+    walk(204, args={"key_id": spare["id"]})
+
+
 @route("GET /v1/links/{token}")
 def get_link(w: World, b: Account, walk: Walk) -> None:
     walk.missing("token", w.a.token)

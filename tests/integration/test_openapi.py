@@ -28,6 +28,7 @@ EXAMPLE_ORDER = [
     "preview_selection",
     "submit_job",
     "dry_run_job",
+    "create_key",
 ]
 # Examples of schemas that are not request bodies themselves: how to send one.
 NESTED_EXAMPLES = {
