@@ -100,8 +100,10 @@ def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
+        problem = "missing API key" if not header.strip() else "the Authorization header"
         raise Unauthorized(
-            "missing API key: send 'Authorization: Bearer <api key>'",
+            f"{problem}: send 'Authorization: Bearer <api key>'"
+            + ("" if not header.strip() else " (the word Bearer, a space, then the key)"),
             headers={"WWW-Authenticate": "Bearer"},
         )
     return token.strip()

@@ -195,6 +195,22 @@ NAME_TAKEN: dict[int | str, dict[str, Any]] = {
 _UNPARSABLE = "There was an error parsing the body"
 
 
+def _malformed_json(exc: RequestValidationError) -> str | None:
+    """A body that is not JSON, said with the line and column where it goes wrong (FastAPI
+    gives a character offset, as if it were a path)."""
+    for error in exc.errors():
+        if error.get("type") != "json_invalid":
+            continue
+        loc = error.get("loc") or ()
+        doc = exc.body if isinstance(exc.body, str) else ""
+        pos = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
+        line = doc.count("\n", 0, pos) + 1
+        column = pos - (doc.rfind("\n", 0, pos) + 1) + 1
+        why = (error.get("ctx") or {}).get("error") or "not JSON"
+        return f"malformed JSON at line {line}, column {column}: {why}"
+    return None
+
+
 def document_limits(app: FastAPI) -> None:
     """Every operation that takes a body may answer 413 (RequestContext's limit): added to
     the generated document, whatever way the routes were included."""
@@ -242,6 +258,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError):
+        malformed = _malformed_json(exc)
+        if malformed:
+            details = [{"path": "body", "message": malformed}]
+            return JSONResponse(error_body("validation_error", malformed, details), status_code=422)
         details = pydantic_details(exc.errors())
         message = details[0]["message"] if details else "invalid request"
         if details and details[0]["path"]:
