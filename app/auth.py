@@ -67,7 +67,7 @@ def key_of(conn: Connection, key: str) -> sa.Row | None:
 
 
 # What a read key may do besides GET: the two reads that take a body.
-READ_POSTS = frozenset({"/v1/selections/count", "/v1/selections/preview"})
+READ_POSTS = frozenset({"/v1/selections/count", "/v1/selections/preview", "/v1/selections/export"})
 USED_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often
 
 

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -146,6 +147,7 @@ def create_app(
         allow_headers=["*"],
         expose_headers=["Retry-After", "Content-Disposition", "Location", "X-Request-ID"],
     )
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes)
     for module in (health, contacts, catalog, selections, rules, jobs, personal_links, keys):
         app.include_router(module.router)

@@ -726,6 +726,19 @@ def preview_selection(w: World, b: Account, walk: Walk) -> None:
     assert {c["id"] for c in found["contacts"]} == {b.contacts[e] for e in SHARED}
 
 
+@route("POST /v1/selections/export")
+def export_selection(w: World, b: Account, walk: Walk) -> None:
+    for spec, where in A_SEGMENT_SPECS[:2]:
+        walk(422, json={"selection": spec}, path=f"selection.{where}")
+    spec = {"filter": {"field": "email", "op": "in", "value": [*SHARED, *A_ONLY]}}
+    r = walk(200, json={"selection": spec, "fields": ["id"], "format": "ndjson"})
+    assert {json.loads(line)["id"] for line in r.text.splitlines()} == {
+        b.contacts[e] for e in SHARED
+    }
+    everyone = walk(200, json={"selection": {"deleted": "include"}, "fields": ["id"]})
+    assert set(everyone.text.split()[1:]) == {str(i) for i in b.contacts.values()}
+
+
 # A's names, created in B: B's own things, and B's alone. A's names B lacks: a 422.
 
 

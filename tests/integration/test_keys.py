@@ -14,7 +14,11 @@ from app.main import create_app
 from app.openapi import document
 from tests.conftest import Scoped, make_settings
 
-READS = {("post", "/v1/selections/count"), ("post", "/v1/selections/preview")}
+READS = {
+    ("post", "/v1/selections/count"),
+    ("post", "/v1/selections/preview"),
+    ("post", "/v1/selections/export"),
+}
 
 
 def new_key(client, label: str, scope: str = "full") -> dict:
