@@ -12,7 +12,17 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import errors, logs
-from app.api import catalog, contacts, health, jobs, keys, personal_links, rules, selections
+from app.api import (
+    catalog,
+    contacts,
+    health,
+    jobs,
+    keys,
+    personal_links,
+    pickers,
+    rules,
+    selections,
+)
 from app.api.deps import known_query
 from app.config import Settings, get_settings
 from app.db import make_engine, read_engine
@@ -149,7 +159,17 @@ def create_app(
     )
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes)
-    for module in (health, contacts, catalog, selections, rules, jobs, personal_links, keys):
+    for module in (
+        health,
+        pickers,
+        contacts,
+        catalog,
+        selections,
+        rules,
+        jobs,
+        personal_links,
+        keys,
+    ):
         app.include_router(module.router)
     errors.document_limits(app)
     return app

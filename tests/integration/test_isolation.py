@@ -703,6 +703,50 @@ def list_jobs(w: World, b: Account, walk: Walk) -> None:
         assert {j["id"] for j in page["jobs"]} == set(b.jobs.values()), params
 
 
+@route("GET /v1/contacts")
+def list_contacts(w: World, b: Account, walk: Walk) -> None:
+    listed = walk(200, params={"limit": 1000}).json()["contacts"]
+    assert {c["id"] for c in listed} == set(b.contacts.values())
+    for email in A_ONLY:
+        assert walk(200, params={"email": email}).json()["contacts"] == []
+    shared = walk(200, params={"email": SHARED[0]}).json()["contacts"]
+    assert [c["id"] for c in shared] == [b.contacts[SHARED[0]]]
+
+
+def _names(walk: Walk, key: str, field: str) -> set[str]:
+    return {x[field] for x in walk(200, params={"limit": 1000}).json()[key]}
+
+
+@route("GET /v1/tags")
+def list_tags(w: World, b: Account, walk: Walk) -> None:
+    assert "a-secret" not in {n.lower() for n in _names(walk, "tags", "name")}
+
+
+@route("GET /v1/owners")
+def list_owners(w: World, b: Account, walk: Walk) -> None:
+    assert "a-owner@shop.com" not in _names(walk, "owners", "email")
+
+
+@route("GET /v1/event-types")
+def list_event_types(w: World, b: Account, walk: Walk) -> None:
+    events = walk(200).json()["event_types"]
+    assert sum(e["events"] for e in events) == sum(
+        e["events"] for e in b.client.get("/v1/event-types").json()["event_types"]
+    )
+
+
+@route("GET /v1/details")
+def list_details(w: World, b: Account, walk: Walk) -> None:
+    assert "a_detail" not in _names(walk, "details", "name")
+
+
+@route("POST /v1/tags")
+def create_tag(w: World, b: Account, walk: Walk) -> None:
+    made = walk(201, json={"name": "a-secret"}).json()  # A's tag name: B's own tag
+    assert made["contacts"] == 0
+    assert walk(200, json={"name": "A-SECRET"}).json()["id"] == made["id"]
+
+
 # Selections: A's segment names are a 422 naming their path; what would select A's
 # contacts selects B's.
 

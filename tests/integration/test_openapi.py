@@ -30,6 +30,7 @@ EXAMPLE_ORDER = [
     "dry_run_job",
     "create_key",
     "export_selection",
+    "create_tag",
 ]
 # Examples of schemas that are not request bodies themselves: how to send one.
 NESTED_EXAMPLES = {
