@@ -1,5 +1,6 @@
 from fastapi import APIRouter, Response
-from fastapi.responses import StreamingResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.api.deps import (
     AccountDep,
@@ -10,6 +11,7 @@ from app.api.deps import (
     SettingsDep,
     WriteConn,
 )
+from app.contacts.schemas import Contact, pick
 from app.contacts.service import load_contacts
 from app.errors import NAME_TAKEN, RESPONSES, ErrorBody
 from app.ratelimit import RESPONSES as RATE_LIMITED
@@ -56,10 +58,20 @@ async def preview(body: PreviewIn, account_id: AccountDep, query: ReadQueryDep) 
     """The total and the first contacts (lowest ids first)."""
 
     def work(conn) -> dict:
-        total, ids = service.preview(conn, account_id, body.selection, body.limit, "selection")
-        return {"total": total, "contacts": load_contacts(conn, account_id, ids)}
+        total, ids = service.preview(
+            conn, account_id, body.selection, body.limit + 1, "selection", body.after
+        )
+        more = len(ids) > body.limit
+        ids = ids[: body.limit]
+        contacts = load_contacts(conn, account_id, ids)
+        if body.fields is None:
+            contacts = [Contact(**x).model_dump(mode="json") for x in contacts]
+        else:
+            contacts = [jsonable_encoder(pick(x, body.fields)) for x in contacts]
+        next_after = ids[-1] if more and ids else None
+        return {"total": total, "contacts": contacts, "next_after": next_after}
 
-    return await query(work)
+    return JSONResponse(await query(work))
 
 
 @router.post(

@@ -14,14 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Engine
 
 from app import tables as t
-from app.contacts.schemas import Contact
+from app.contacts.schemas import known_fields, pick
 from app.contacts.service import load_contacts
 from app.csvcells import csv_line
 from app.db import set_statement_timeout
 from app.selection.service import prepare
 from app.selection.spec import Selection
 
-CONTACT_FIELDS = [f for f in Contact.model_fields]
 DEFAULT_FIELDS = ["id", "email", "first_name", "last_name", "tags"]
 BATCH = 1000
 
@@ -52,20 +51,7 @@ class ExportIn(BaseModel):
     @field_validator("fields")
     @classmethod
     def _known(cls, fields: list[str]) -> list[str]:
-        for f in fields:
-            if f not in CONTACT_FIELDS and not (f.startswith("detail:") and len(f) > 7):
-                raise ValueError(
-                    f"unknown field '{f}': one of {', '.join(CONTACT_FIELDS)} or detail:NAME"
-                )
-        if len(set(fields)) != len(fields):
-            raise ValueError("a field is named twice")
-        return fields
-
-
-def _value(contact: dict, field: str) -> Any:
-    if field.startswith("detail:"):
-        return contact["details"].get(field[7:])
-    return contact[field]
+        return known_fields(fields)
 
 
 def _cell(value: Any) -> Any:
@@ -112,11 +98,13 @@ def stream(engine: Engine, account_id: int, body: ExportIn, timeout_s: float) ->
             contacts = load_contacts(conn, account_id, ids)
             if body.format == "csv":
                 yield "".join(
-                    csv_line([_cell(_value(x, f)) for f in body.fields]) for x in contacts
+                    csv_line([_cell(v) for v in pick(x, body.fields).values()]) for x in contacts
                 )
             else:
                 yield "".join(
-                    json.dumps({f: _json(_value(x, f)) for f in body.fields}, ensure_ascii=False)
+                    json.dumps(
+                        {f: _json(v) for f, v in pick(x, body.fields).items()}, ensure_ascii=False
+                    )
                     + "\n"
                     for x in contacts
                 )

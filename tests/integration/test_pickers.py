@@ -82,3 +82,24 @@ def test_create_tag(client):
     )
     assert r.status_code == 200 and r.json() == {"total": 0}
     assert client.post("/v1/tags", json={"name": ""}).status_code == 422
+
+
+def test_preview_pages_and_picks_fields(client):
+    anna, jan, kim, odd = world(client)
+    first = client.post("/v1/selections/preview", json={"selection": {}, "limit": 2}).json()
+    assert first["total"] == 4 and [c["id"] for c in first["contacts"]] == [anna, jan]
+    assert first["next_after"] == jan and "tags" in first["contacts"][0]
+    body = {"selection": {}, "limit": 2, "after": jan, "fields": ["email", "detail:plan"]}
+    rest = client.post("/v1/selections/preview", json=body).json()
+    assert rest == {
+        "total": 4,
+        "contacts": [
+            {"email": "kim@y.pl", "detail:plan": None},
+            {"email": "a_b%@z.pl", "detail:plan": None},
+        ],
+        "next_after": None,
+    }
+    none = client.post("/v1/selections/preview", json={"selection": {}, "limit": 0}).json()
+    assert none == {"total": 4, "contacts": [], "next_after": None}
+    r = client.post("/v1/selections/preview", json={"selection": {}, "fields": ["nope"]})
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["path"] == "fields"
