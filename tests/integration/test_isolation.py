@@ -654,6 +654,15 @@ def revoke_key(w: World, b: Account, walk: Walk) -> None:
     walk(204, args={"key_id": spare["id"]})
 
 
+@route("GET /v1/jobs/{job_id}/events")
+def job_events(w: World, b: Account, walk: Walk) -> None:
+    for job_id in w.a.jobs.values():
+        walk.missing("job_id", job_id)
+    r = walk(200, args={"job_id": b.jobs["coupons"]})
+    data = [line for line in r.text.splitlines() if line.startswith("data: ")]
+    assert len(data) == 1 and json.loads(data[0][6:])["id"] == b.jobs["coupons"]
+
+
 @route("GET /v1/links/{token}")
 def get_link(w: World, b: Account, walk: Walk) -> None:
     walk.missing("token", w.a.token)
