@@ -130,6 +130,83 @@ def delete_logged(rc, action: str, table: sa.Table, where: list, field, **values
     return changed
 
 
+def update_logged(rc, action: str, column: str, mine: list, value) -> set[int]:
+    """UPDATE contacts' `column` to `value` (a constant or an expression over the row)
+    where `mine` holds, logged; the contacts changed.
+
+    On PostgreSQL one statement: the UPDATE reads each row's value before it (a FROM of
+    the same rows), returns it, and a data-modifying CTE inserts the log: no separate pass
+    to read and lock the rows first. A row another transaction changed in between fails
+    the UPDATE's recheck (its value is no longer the one read) and is left out; it is
+    tried again, a few times, with its new value. SQLite (one writer) logs first, then
+    updates."""
+    col = c.c[column]
+    after = value if isinstance(value, ColumnElement) else sa.literal(value, col.type)
+    logging = rc.job_id is not None and rc.settings.change_log
+    if not (logging and is_postgres(rc.conn)):
+        logged = log_changes(
+            rc,
+            action,
+            sa.select(*rows(c.c.id, column, before=as_text(col), after=as_text(after))).where(
+                *mine
+            ),
+        )
+        stmt = sa.update(c).where(*mine).values({column: value, "updated_at": rc.now})
+        changed = set(rc.conn.execute(stmt.returning(c.c.id)).scalars())
+        reconcile(rc, logged, changed)
+        return changed
+    changed: set[int] = set()
+    where = mine  # [account, chunk ids, predicate]
+    for _ in range(MAX_RETRIES):
+        changed |= _update_and_log(rc, action, column, where, value)
+        left = set(rc.conn.execute(sa.select(c.c.id).where(*where)).scalars()) - changed
+        if not left:
+            break
+        where = [mine[0], in_ids(rc.conn, c.c.id, sorted(left)), *mine[2:]]
+    return changed
+
+
+MAX_RETRIES = 4
+
+
+def _update_and_log(rc, action: str, column: str, mine: list, value) -> set[int]:
+    col = c.c[column]
+    old = sa.select(c.c.id.label("id"), col.label("before")).where(*mine).subquery("old")
+    changed = (
+        sa.update(c)
+        .where(
+            c.c.id == old.c.id,
+            c.c.account_id == rc.account_id,
+            col.is_not_distinct_from(old.c.before),
+        )
+        .values({column: value, "updated_at": rc.now})
+        .returning(c.c.id.label("contact_id"), old.c.before.label("before"), col.label("after"))
+        .cte("changed")
+    )
+    constants = {
+        "account_id": sa.literal(rc.account_id, sa.BigInteger()),
+        "job_id": sa.literal(rc.job_id, sa.BigInteger()),
+        "step": sa.literal(rc.step, sa.Integer()),
+        "action": sa.literal(action, sa.String()),
+        "at": sa.literal(rc.now, t.UTCDateTime()),
+        "field": sa.literal(column, sa.String()),
+        "ref": sa.literal(0, sa.BigInteger()),
+    }
+    select = sa.select(
+        changed.c.contact_id,
+        as_text(changed.c.before),
+        as_text(changed.c.after),
+        *constants.values(),
+    )
+    stmt = (
+        sa.insert(log)
+        .from_select(["contact_id", "before", "after", *constants], select)
+        .add_cte(changed, nest_here=True)
+        .returning(log.c.contact_id)
+    )
+    return set(rc.conn.execute(stmt).scalars())
+
+
 def locked(rc, select: sa.Select, *of) -> sa.Select:
     """`select` locking the rows it reads of `of` (PostgreSQL; SQLite has one writer)."""
     if rc.job_id is None or not rc.settings.change_log or not is_postgres(rc.conn):

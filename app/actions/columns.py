@@ -27,29 +27,8 @@ class ColumnUpdate(ActionHandler):
 def update_column(rc: RunContext, handler: ActionHandler, ids: list[int], where, value) -> set[int]:
     """Set `handler.column` to `value` (a constant or an expression over the row) on the
     chunk's contacts matching `where`, logged; the contacts changed."""
-    column = handler.column
     mine = [c.c.account_id == rc.account_id, in_ids(rc.conn, c.c.id, ids), where]
-    after = value if isinstance(value, sa.ColumnElement) else sa.literal(value, c.c[column].type)
-    logged = changes.log_changes(
-        rc,
-        handler.type,
-        changes.locked(
-            rc,
-            sa.select(
-                *changes.rows(
-                    c.c.id,
-                    column,
-                    before=changes.as_text(c.c[column]),
-                    after=changes.as_text(after),
-                )
-            ).where(*mine),
-            c,
-        ),
-    )
-    stmt = sa.update(c).where(*mine).values({column: value, "updated_at": rc.now})
-    changed = set(rc.conn.execute(stmt.returning(c.c.id)).scalars())
-    changes.reconcile(rc, logged, changed)
-    return changed
+    return changes.update_logged(rc, handler.type, handler.column, mine, value)
 
 
 class SetColumn(ColumnUpdate):

@@ -366,3 +366,39 @@ def test_run_rule_is_reverted_as_its_actions(client, engine, account, ids):
         "add_tags",
     ]
     assert state(engine, account[0]) == before
+
+
+def test_a_row_changed_under_the_job_is_logged_with_its_new_value(
+    client, engine, account, ids, db_url
+):
+    """PostgreSQL: the UPDATE that logs reads each row's value itself; a row another
+    transaction changes while the job waits for it is done again with its new value, so
+    the log's `before` is what the job really overwrote."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("concurrent writers: PostgreSQL")
+    import threading
+    import time
+
+    jan = ids[1]
+    with engine.connect() as blocker:
+        blocker.execute(sa.update(t.contacts).where(t.contacts.c.id == jan).values(state="OTHER"))
+        r = client.post(
+            "/v1/jobs",
+            json={"selection": {}, "actions": [{"type": "set_state", "state": "PARTNER"}]},
+        )
+        job_id = r.json()["id"]
+        commit = threading.Timer(1.0, blocker.commit)
+        commit.start()
+        time.sleep(1.5)
+        commit.join()
+    job = client.wait(job_id)
+    assert job["status"] == "succeeded" and job["actions"][0]["affected"] == 4, job
+    with engine.connect() as conn:
+        before = conn.execute(
+            sa.select(t.change_log.c.before).where(
+                t.change_log.c.job_id == job_id, t.change_log.c.contact_id == jan
+            )
+        ).scalar_one()
+    assert before == "OTHER"
+    revert(client, job_id)
+    assert client.get(f"/v1/contacts/{jan}").json()["state"] == "OTHER"
