@@ -11,6 +11,7 @@ names (FOR SHARE) before it checks that they exist: whichever comes second waits
 first to commit and sees what it did, so a reference cannot slip in beside a delete.
 SQLite runs one write transaction at a time."""
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -166,30 +167,54 @@ def guard(
 def referrers(conn: Connection, account_id: int, kind: Kind, key: str | int) -> list[Referrer]:
     """The saved segments and rules that refer to the `kind` with this name key (a rule:
     id), segments first, each in id order."""
-    marker = MARKERS[kind]
     found: list[Referrer] = []
+    needle = str(key)
     if kind != "rule":  # segments run no rules
         sg = t.segments
+        text = _text(sg.c.selection)
         for row in conn.execute(
-            sa.select(sg.c.id, sg.c.name, sg.c.selection)
-            .where(sg.c.account_id == account_id, sa.cast(sg.c.selection, sa.Text).like(marker))
+            sa.select(sg.c.id, sg.c.name, text)
+            .where(sg.c.account_id == account_id, text.like(MARKERS[kind]))
             .order_by(sg.c.id)
         ):
-            found.extend(_first(row, "segment", selection_uses(row.selection), kind, key))
+            if _may_name(row.text, needle):
+                uses = selection_uses(json.loads(row.text))
+                found.extend(_first(row, "segment", uses, kind, key))
     r = t.rules
+    condition, actions = _text(r.c.condition), _text(r.c.actions)
     for row in conn.execute(
-        sa.select(r.c.id, r.c.name, r.c.condition, r.c.actions)
+        sa.select(r.c.id, r.c.name, condition.label("condition"), actions.label("actions"))
         .where(
             r.c.account_id == account_id,
-            sa.or_(
-                sa.cast(r.c.condition, sa.Text).like(marker),
-                sa.cast(r.c.actions, sa.Text).like(marker),
-            ),
+            sa.or_(condition.like(MARKERS[kind]), actions.like(MARKERS[kind])),
         )
         .order_by(r.c.id)
     ):
-        found.extend(_first(row, "rule", rule_uses(row.condition, row.actions), kind, key))
+        if _may_name(row.condition, needle) or _may_name(row.actions, needle):
+            uses = rule_uses(_parsed(row.condition), _parsed(row.actions))
+            found.extend(_first(row, "rule", uses, kind, key))
     return found
+
+
+def _text(column: sa.Column):
+    """A JSON column as the text stored (PostgreSQL `json` keeps it as written)."""
+    return sa.cast(column, sa.Text).label("text")
+
+
+def _may_name(text: str | None, needle: str) -> bool:
+    """False only when stored JSON text cannot hold a name whose key (or a rule id) is
+    `needle`: ASCII text without escapes holds every name as written, so its lower-case
+    holds the key of each. Other text may (an escaped 'Ł'), and is parsed to be sure. Saves
+    parsing the account's every segment for each rename or delete."""
+    if text is None:
+        return False
+    if text.isascii() and "\\" not in text:
+        return needle in text.lower()
+    return True
+
+
+def _parsed(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
 
 
 def _first(row, referrer: Literal["segment", "rule"], uses, kind: Kind, key) -> list[Referrer]:
