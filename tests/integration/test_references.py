@@ -313,3 +313,19 @@ def test_a_save_waits_for_a_delete_of_what_it_names_and_then_refuses(
         assert r.status_code == 422 and f"unknown rule {rule}" in r.text
     else:
         assert r.status_code == 201, r.text  # a rule's name is not how it is run
+
+
+def test_names_in_use_are_found_whatever_their_case_and_script(client):
+    """Stored JSON escapes non-ASCII names ('\\u0141'): they are found all the same, in any
+    case, and a name that only contains another's key is not a reference to it."""
+    group = _group(client, "Łódź")
+    _group(client, "Łódź North")
+    k = _group(client, "k")
+    s = _segment(client, "Local", {"include": [{"type": "group", "groups": ["ŁÓDŹ"]}]})
+    _segment(client, "North", {"include": [{"type": "group", "groups": ["łódź north"]}]})
+    # KELVIN SIGN, whose key is the ASCII 'k', stored escaped
+    _segment(client, "Cold", {"include": [{"type": "group", "groups": ["\u212a"]}]})
+    r = client.delete(f"/v1/groups/{group}")
+    assert [d["path"] for d in _in_use(r, "delete", "group 'Łódź'")] == [f"segments/{s}"]
+    r = client.put(f"/v1/groups/{k}", json={"name": "k2"})
+    assert len(_in_use(r, "rename", "group 'k'")) == 1
