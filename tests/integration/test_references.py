@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from app import references
 from app.auth import create_account
 from app.catalog import service as catalog
 from app.db import for_account
@@ -329,3 +330,24 @@ def test_names_in_use_are_found_whatever_their_case_and_script(client):
     assert [d["path"] for d in _in_use(r, "delete", "group 'Łódź'")] == [f"segments/{s}"]
     r = client.put(f"/v1/groups/{k}", json={"name": "k2"})
     assert len(_in_use(r, "rename", "group 'k'")) == 1
+
+
+def test_two_saves_that_lock_each_other_are_a_409_to_try_again(client, account, acting):
+    """A deadlock (each save holds the segment the other names) stops one of them: that
+    request answers 409 conflict with Retry-After, not 500."""
+    a = _segment(client, "A", {})
+    b = _segment(client, "B", {})
+    with acting.begin() as conn:
+        # this transaction is "saving A to name B", halfway: A locked, B not yet
+        references.guard(conn, account[0], "segment", a, rename_to="A")
+        selection = {"include": [{"type": "segment", "segments": ["A"]}]}
+        saving, out = _in_thread(
+            lambda: client.put(f"/v1/segments/{b}", json={"name": "B", "selection": selection})
+        )
+        _waits(saving)  # B locked by the request, which waits for A
+        references.hold(conn, account[0], [references.Use("segment", "b", "")])
+        saving.join(30)
+    r = out["r"]
+    assert r.status_code == 409, r.text
+    assert r.json()["error"]["code"] == "conflict" and r.headers["Retry-After"] == "1"
+    assert client.get(f"/v1/segments/{b}").json()["selection"] == {}
