@@ -74,6 +74,12 @@ class Gone(AudienceError):
     code = "gone"
 
 
+class InUse(Conflict):
+    """A rename or delete of something a saved segment or rule refers to."""
+
+    code = "in_use"
+
+
 class Invalid(AudienceError):
     status_code = 422
     code = "validation_error"
@@ -89,6 +95,9 @@ class QueryTimeout(AudienceError):
 
 
 QUERY_CANCELED = "57014"  # PostgreSQL: statement_timeout, or a cancel request
+# PostgreSQL: a deadlock (two saves locking the segments or rules each other names) or a
+# serialization failure; the transaction was rolled back whole, so a retry is safe.
+CONCURRENT = ("40P01", "40001")
 
 
 # --- a failed job's `error`, as its tenant reads it -------------------------------------
@@ -190,6 +199,16 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 NAME_TAKEN: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "Another one in this account has this name"}
+}
+IN_USE: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorBody, "description": "A saved segment or rule uses it (code in_use)"}
+}
+RENAME_CONFLICTS: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ErrorBody,
+        "description": "Another one in this account has the new name, or a saved segment or "
+        "rule uses the old one (code in_use)",
+    }
 }
 # FastAPI's word for a body that is not UTF-8 (or otherwise unreadable as JSON).
 _UNPARSABLE = "There was an error parsing the body"
@@ -294,6 +313,14 @@ def install(app: FastAPI) -> None:
         if getattr(exc.orig, "sqlstate", None) == QUERY_CANCELED:  # the statement timeout
             timeout = QueryTimeout("the query took longer than the statement timeout")
             return await _audience(request, timeout)
+        if getattr(exc.orig, "sqlstate", None) in CONCURRENT:
+            return await _audience(
+                request,
+                Conflict(
+                    "a concurrent request changed the same data; try again",
+                    headers={"Retry-After": "1"},
+                ),
+            )
         if disconnected(exc):  # a restart or fail-over: worth trying again shortly
             return JSONResponse(
                 error_body("unavailable", "the database is unreachable; try again"),

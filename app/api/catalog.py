@@ -14,7 +14,7 @@ from app.catalog.schemas import (
     Mailing,
     MailingIn,
 )
-from app.errors import NAME_TAKEN, RESPONSES
+from app.errors import IN_USE, NAME_TAKEN, RENAME_CONFLICTS, RESPONSES
 from app.types import PathId
 
 router = APIRouter(prefix="/v1", responses=RESPONSES, route_class=ReadRetryingRoute)
@@ -100,14 +100,24 @@ def get_group(group_id: PathId, account_id: AccountDep, conn: ReadConn) -> dict:
     "/groups/{group_id}",
     tags=["groups"],
     operation_id="update_group",
-    responses=NAME_TAKEN,
+    responses=RENAME_CONFLICTS,
     response_model=Group,
 )
 def update_group(group_id: PathId, body: GroupIn, account_id: AccountDep, conn: WriteConn) -> dict:
+    """Renames the group; 409 `in_use`, naming each, while a saved segment or rule names
+    it (a change of case only is free)."""
     return service.rename_group(conn, account_id, group_id, body.name)
 
 
-@router.delete("/groups/{group_id}", tags=["groups"], operation_id="delete_group", status_code=204)
+@router.delete(
+    "/groups/{group_id}",
+    tags=["groups"],
+    operation_id="delete_group",
+    responses=IN_USE,
+    status_code=204,
+)
 def delete_group(group_id: PathId, account_id: AccountDep, conn: WriteConn) -> Response:
+    """Deletes the group and its memberships; 409 `in_use`, naming each, while a saved
+    segment or rule names it."""
     service.delete_group(conn, account_id, group_id)
     return Response(status_code=204)

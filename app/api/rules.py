@@ -1,7 +1,7 @@
 from fastapi import APIRouter, Response
 
 from app.api.deps import AccountDep, ReadConn, ReadRetryingRoute, WriteConn
-from app.errors import NAME_TAKEN, RESPONSES
+from app.errors import IN_USE, NAME_TAKEN, RESPONSES
 from app.rules import service
 from app.rules.schemas import Rule, RuleIn
 from app.types import PathId
@@ -33,7 +33,8 @@ def update_rule(rule_id: PathId, body: RuleIn, account_id: AccountDep, conn: Wri
     return service.update_rule(conn, account_id, rule_id, body)
 
 
-@router.delete("/{rule_id}", operation_id="delete_rule", status_code=204)
+@router.delete("/{rule_id}", operation_id="delete_rule", responses=IN_USE, status_code=204)
 def delete_rule(rule_id: PathId, account_id: AccountDep, conn: WriteConn) -> Response:
+    """409 `in_use`, naming each, while another rule runs it (`run_rule`)."""
     service.delete_rule(conn, account_id, rule_id)
     return Response(status_code=204)

@@ -13,7 +13,7 @@ from app.api.deps import (
 )
 from app.contacts.schemas import Contact, pick
 from app.contacts.service import load_contacts
-from app.errors import NAME_TAKEN, RESPONSES, ErrorBody
+from app.errors import IN_USE, NAME_TAKEN, RENAME_CONFLICTS, RESPONSES, ErrorBody
 from app.ratelimit import RESPONSES as RATE_LIMITED
 from app.ratelimit import limit
 from app.selection import export as export_module
@@ -104,19 +104,26 @@ def get_segment(segment_id: PathId, account_id: AccountDep, conn: ReadConn) -> d
     "/segments/{segment_id}",
     tags=["segments"],
     operation_id="update_segment",
-    responses=NAME_TAKEN,
+    responses=RENAME_CONFLICTS,
     response_model=Segment,
 )
 def update_segment(
     segment_id: PathId, body: SegmentIn, account_id: AccountDep, conn: WriteConn
 ) -> dict:
+    """Replaces the segment's name and selection. A new name is a 409 `in_use`, naming
+    each, while a saved segment or rule names the old one (a change of case only is free)."""
     return seg.update_segment(conn, account_id, segment_id, body)
 
 
 @router.delete(
-    "/segments/{segment_id}", tags=["segments"], operation_id="delete_segment", status_code=204
+    "/segments/{segment_id}",
+    tags=["segments"],
+    operation_id="delete_segment",
+    responses=IN_USE,
+    status_code=204,
 )
 def delete_segment(segment_id: PathId, account_id: AccountDep, conn: WriteConn) -> Response:
+    """409 `in_use`, naming each, while a saved segment or rule names it."""
     seg.delete_segment(conn, account_id, segment_id)
     return Response(status_code=204)
 

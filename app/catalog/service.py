@@ -4,6 +4,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from app import references
 from app import tables as t
 from app.catalog.schemas import EventIn, FunnelIn, MailingIn
 from app.contacts.service import contact_ids_by_email
@@ -217,7 +218,7 @@ def create_group(conn: Connection, account_id: int, name: str) -> dict:
 
 
 def rename_group(conn: Connection, account_id: int, group_id: int, name: str) -> dict:
-    get_group(conn, account_id, group_id)
+    references.guard(conn, account_id, "group", group_id, rename_to=name)
     try:
         with conn.begin_nested():
             conn.execute(
@@ -231,7 +232,7 @@ def rename_group(conn: Connection, account_id: int, group_id: int, name: str) ->
 
 
 def delete_group(conn: Connection, account_id: int, group_id: int) -> None:
-    get_group(conn, account_id, group_id)
+    references.guard(conn, account_id, "group", group_id)
     conn.execute(sa.delete(t.group_members).where(t.group_members.c.group_id == group_id))
     conn.execute(
         sa.delete(t.groups).where(t.groups.c.account_id == account_id, t.groups.c.id == group_id)

@@ -1,9 +1,11 @@
 """Saved segments: a name and a stored selection, usable as a selector. A segment is
-checked like any selection when it is saved (unknown names, cycles through it, depth)."""
+checked like any selection when it is saved (unknown names, cycles through it, depth);
+one that a saved segment or rule names cannot be renamed or deleted (app.references)."""
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from app import references
 from app.errors import Conflict, NotFound
 from app.names import name_key
 from app.selection import repository
@@ -17,6 +19,9 @@ def source(conn: Connection, account_id: int):
 
 
 def _values(conn: Connection, account_id: int, body: SegmentIn) -> dict:
+    selection = body.selection.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    # What it names is locked before it is checked: none can go before this save commits.
+    references.hold(conn, account_id, references.selection_uses(selection))
     key = name_key(body.name)
     check_selection(
         body.selection,
@@ -25,7 +30,6 @@ def _values(conn: Connection, account_id: int, body: SegmentIn) -> dict:
         prefix="selection",
         saving=key,
     )
-    selection = body.selection.model_dump(mode="json", by_alias=True, exclude_unset=True)
     return {"name": body.name, "name_key": key, "selection": selection}
 
 
@@ -50,7 +54,7 @@ def create_segment(conn: Connection, account_id: int, body: SegmentIn) -> dict:
 
 
 def update_segment(conn: Connection, account_id: int, segment_id: int, body: SegmentIn) -> dict:
-    get_segment(conn, account_id, segment_id)
+    references.guard(conn, account_id, "segment", segment_id, rename_to=body.name)
     values = _values(conn, account_id, body)
     try:
         repository.update(conn, account_id, segment_id, values)
@@ -60,5 +64,5 @@ def update_segment(conn: Connection, account_id: int, segment_id: int, body: Seg
 
 
 def delete_segment(conn: Connection, account_id: int, segment_id: int) -> None:
-    get_segment(conn, account_id, segment_id)
+    references.guard(conn, account_id, "segment", segment_id)
     repository.delete(conn, account_id, segment_id)
