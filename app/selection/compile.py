@@ -10,6 +10,7 @@ tag/group/mailing selectors in an OR merge into one semi-join.
 
 import calendar
 import math
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -29,6 +30,7 @@ from app.selection.operators import (
 )
 from app.selection.sql import (
     AllOf,
+    Inline,
     Member,
     balanced,
     email_domain,
@@ -58,7 +60,8 @@ def selection_where(selection: tree.Selection, ctx: Context) -> ColumnElement[bo
         "only": c.c.deleted.is_(sa.true()),
         "include": sa.true(),
     }[selection.deleted]
-    return sa.and_(c.c.account_id == ctx.account_id, deleted, Compiler(ctx).body(selection.body))
+    where = Compiler(ctx, segment_uses(selection.body)).body(selection.body)
+    return sa.and_(c.c.account_id == ctx.account_id, deleted, where)
 
 
 def compile_selection(selection: tree.Selection, ctx: Context) -> sa.Select:
@@ -72,13 +75,15 @@ def count_query(selection: tree.Selection, ctx: Context) -> sa.Select:
 
 def condition_sql(node: tree.Node, ctx: Context) -> ColumnElement[bool]:
     """A checked condition (a rule's) as a predicate over `contacts`."""
-    return Compiler(ctx).visit(node)
+    return Compiler(ctx, segment_uses(tree.Body(filter=node))).visit(node)
 
 
 class Compiler(Visitor[ColumnElement[bool]]):
-    def __init__(self, ctx: Context):
+    def __init__(self, ctx: Context, uses: Counter[int] | None = None):
         self.ctx = ctx
+        self.uses = uses or Counter()  # id of a SavedSegment → its uses in the statement
         self._segments: dict[int, sa.CTE] = {}  # id of a SavedSegment → its CTE
+        self._inline: dict[int, ColumnElement[bool]] = {}  # → its body, inline
 
     def segment(self, segment: tree.SavedSegment) -> sa.CTE:
         """A saved segment's members, compiled once per statement however often it is
@@ -164,8 +169,19 @@ class Compiler(Visitor[ColumnElement[bool]]):
         )
 
     def visit_segment_selector(self, node: tree.SegmentSelector) -> ColumnElement[bool]:
-        members = [Member(sa.select(self.segment(s).c.id)) for s in node.segments]
-        return balanced(sa.or_, members, sa.false())
+        return balanced(sa.or_, [self.members_of(s) for s in node.segments], sa.false())
+
+    def members_of(self, segment: tree.SavedSegment) -> ColumnElement[bool]:
+        """A contact is in a saved segment: used once in the statement, the segment's
+        body inline, over the same row (negated: an anti-join on its CTE); used more
+        often, a semi-join on its CTE, computed once."""
+        member = Member(sa.select(self.segment(segment).c.id))
+        if self.uses[id(segment)] != 1:
+            return member
+        inline = self._inline.get(id(segment))
+        if inline is None:
+            inline = self._inline[id(segment)] = self.body(segment.body)
+        return Inline(inline, sa.not_(member))
 
     # --- tests ------------------------------------------------------------------------
 
@@ -288,6 +304,32 @@ class Compiler(Visitor[ColumnElement[bool]]):
         if at[0] == at[1] or at[1] != at[2]:
             return None
         return at[1]
+
+
+def segment_uses(body: tree.Body) -> Counter[int]:
+    """How often each saved segment is referred to in the statement compiled from `body`:
+    each segment's own body is compiled once (a CTE, or inline where it is used once), so
+    its references count once however often the segment is used."""
+    uses: Counter[int] = Counter()
+
+    def walk(node: tree.Node | None) -> None:
+        if isinstance(node, tree.And | tree.Or):
+            for item in node.items:
+                walk(item)
+        elif isinstance(node, tree.Not):
+            walk(node.item)
+        elif isinstance(node, tree.SegmentSelector):
+            for segment in node.segments:
+                uses[id(segment)] += 1
+                if uses[id(segment)] == 1:
+                    walk_body(segment.body)
+
+    def walk_body(b: tree.Body) -> None:
+        for node in (*b.include, *b.exclude, b.filter):
+            walk(node)
+
+    walk_body(body)
+    return uses
 
 
 def recipient_event(event: str) -> ColumnElement[bool]:

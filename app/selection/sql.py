@@ -177,6 +177,32 @@ def _member_sql(element: Member, compiler, **kw) -> str:
     return compiler.process(sa.not_(correlated.exists()), **kw)
 
 
+class Inline(ColumnElement):
+    """A predicate shown as it is, whose negation takes another form: a saved segment
+    used once is its body inline (one scan of contacts, not a join of two); negated, an
+    anti-join on its members (never a NOT over semi-joins)."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+    _is_implicitly_boolean = True
+    _traverse_internals = [
+        ("shown", InternalTraversal.dp_clauseelement),
+        ("negation", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, shown: ColumnElement, negation: ColumnElement):
+        self.shown = shown
+        self.negation = negation
+
+    def _negate(self) -> "Inline":
+        return Inline(self.negation, self.shown)
+
+
+@compiles(Inline)
+def _inline_sql(element: Inline, compiler, **kw) -> str:
+    return compiler.process(Paren(element.shown), **kw)
+
+
 class AllOf(ColumnElement):
     """Semi-joins that must all hold (`id IN (…) AND id IN (…)`: the planner joins them
     from the rarest); negated, `NOT EXISTS (…) OR NOT EXISTS (…)`, anti-join probes, never

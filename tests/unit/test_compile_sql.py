@@ -186,8 +186,25 @@ def test_a_segment_used_twice_compiles_once(dialect):
     }
     text = str(compiled(spec, dialect, segments))
     assert text.startswith("WITH segment_")
-    assert text.count("FROM contact_tags") == 1 and text.count(" AS \n(SELECT contacts.id") == 2
+    # s: one CTE; outer, used once, is its body inline
+    assert text.count("FROM contact_tags") == 1 and text.count(" AS \n(SELECT contacts.id") == 1
     assert "NOT (EXISTS (SELECT segment_" in text  # excluded: an anti-join on the CTE
+
+
+def test_a_segment_used_once_is_its_body_inline(dialect):
+    """Used once, a saved segment is its body's predicate over the same row (one scan of
+    contacts); excluded once, an anti-join on its members."""
+    segments = {"s": {"include": [{"type": "tag", "tags": ["t"]}], "filter": ENGAGED}}
+    text = str(compiled({"include": [{"type": "segment", "segments": ["s"]}]}, dialect, segments))
+    assert "WITH" not in text and text.count("FROM contacts") == 1
+    assert "contacts.email_opt_in" in text
+    excluded = str(
+        compiled({"exclude": [{"type": "segment", "segments": ["s"]}]}, dialect, segments)
+    )
+    assert excluded.startswith("WITH segment_") and "NOT (EXISTS (SELECT segment_" in excluded
+
+
+ENGAGED = {"field": "email_opt_in", "op": "eq", "value": True}
 
 
 def test_a_pass_that_forgets_a_node_kind_fails_when_it_is_defined():
