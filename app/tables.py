@@ -3,8 +3,11 @@
 Every account-owned table carries `account_id` (row-level security keeps each account to
 its own rows on PostgreSQL: migrations 0003 and 0004), and every unique key includes it;
 the job engine's own tables lead their primary keys with it.
-Link tables are keyed (contact, thing) and indexed (thing, contact), so both
-"contacts having X" and "does contact C have X" are answered by an index.
+Link tables are keyed by (contact, thing) or (thing, contact) and indexed
+(account, thing, contact), so "contacts having X" is an index-only scan of one account's
+slice (migration 0005) and "does contact C have X" an index probe; events are indexed the
+same way for the aggregates a selection asks for. Every lookup index a count uses leads
+with `account_id`.
 """
 
 from datetime import UTC, datetime
@@ -132,6 +135,8 @@ contacts = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("account_id", "email"),
     sa.Index("ix_contacts_account_id_id", "account_id", "id"),
+    # a count's live contacts: an index-only scan (account_id = ? AND deleted IS false)
+    sa.Index("ix_contacts_account_deleted_id", "account_id", "deleted", "id"),
 )
 
 tags = sa.Table(
@@ -154,7 +159,7 @@ contact_tags = sa.Table(
     _account(),
     sa.Column("added_at", UTCDateTime, nullable=False),
     sa.PrimaryKeyConstraint("contact_id", "tag_id"),
-    sa.Index("ix_contact_tags_tag_id_contact_id", "tag_id", "contact_id"),
+    sa.Index("ix_contact_tags_account_tag_contact", "account_id", "tag_id", "contact_id"),
 )
 
 contact_owners = sa.Table(
@@ -165,7 +170,7 @@ contact_owners = sa.Table(
     _account(),
     sa.Column("added_at", UTCDateTime, nullable=False),
     sa.PrimaryKeyConstraint("contact_id", "user_id"),
-    sa.Index("ix_contact_owners_user_id_contact_id", "user_id", "contact_id"),
+    sa.Index("ix_contact_owners_account_user_contact", "account_id", "user_id", "contact_id"),
 )
 
 funnels = sa.Table(
@@ -200,7 +205,13 @@ contact_funnels = sa.Table(
     _account(),
     sa.Column("entered_at", UTCDateTime, nullable=False),
     sa.PrimaryKeyConstraint("contact_id", "funnel_id"),
-    sa.Index("ix_contact_funnels_funnel_stage_contact", "funnel_id", "stage_id", "contact_id"),
+    sa.Index(
+        "ix_contact_funnels_account_funnel_stage_contact",
+        "account_id",
+        "funnel_id",
+        "stage_id",
+        "contact_id",
+    ),
 )
 
 mailings = sa.Table(
@@ -225,6 +236,13 @@ mailing_recipients = sa.Table(
     sa.Column("bounced", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.PrimaryKeyConstraint("mailing_id", "contact_id"),
     sa.Index("ix_mailing_recipients_contact_id", "contact_id"),
+    sa.Index(
+        "ix_mailing_recipients_account_mailing_contact",
+        "account_id",
+        "mailing_id",
+        "contact_id",
+        postgresql_include=["opened_at", "clicked_at", "bounced"],
+    ),
 )
 
 groups = sa.Table(
@@ -247,6 +265,7 @@ group_members = sa.Table(
     sa.Column("added_at", UTCDateTime, nullable=False),
     sa.PrimaryKeyConstraint("group_id", "contact_id"),
     sa.Index("ix_group_members_contact_id", "contact_id"),
+    sa.Index("ix_group_members_account_group_contact", "account_id", "group_id", "contact_id"),
 )
 
 contact_details = sa.Table(
@@ -271,7 +290,22 @@ events = sa.Table(
     sa.Column("value", sa.Float),
     sa.Column("products", sa.Text),
     sa.Column("details", sa.JSON(none_as_null=True)),
-    sa.Index("ix_events_account_type_occurred", "account_id", "type", "occurred_at"),
+    # aggregates over a window of time, and over all time grouped by contact: index-only
+    sa.Index(
+        "ix_events_account_type_occurred",
+        "account_id",
+        "type",
+        "occurred_at",
+        postgresql_include=["contact_id", "value"],
+    ),
+    sa.Index(
+        "ix_events_account_type_contact",
+        "account_id",
+        "type",
+        "contact_id",
+        "occurred_at",
+        postgresql_include=["value"],
+    ),
     sa.Index("ix_events_contact_type_occurred", "contact_id", "type", "occurred_at"),
 )
 
