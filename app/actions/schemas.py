@@ -55,7 +55,7 @@ if _unbound:
 
 def _action_kind(value) -> str | None:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return f"~{kind}" if kind in ACTION_MODELS else None
+    return f"~{kind}" if isinstance(kind, str) and kind in ACTION_MODELS else None
 
 
 Action = Annotated[

@@ -306,3 +306,11 @@ def test_body_over_the_limit_is_not_read_whole(db_url, engine, api):
     assert sent["n"] <= 4, f"read {sent['n']} of {len(chunks)} chunks"
     body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
     assert json.loads(body)["error"]["code"] == "payload_too_large"
+
+
+def test_an_action_type_that_is_not_a_string_is_a_422(client):
+    for kind in ({"a": 1}, [1], 7, None):
+        body = {"selection": {}, "actions": [{"type": kind}]}
+        r = client.post("/v1/jobs?dry_run=true", json=body)
+        assert r.status_code == 422, (kind, r.text)
+        assert r.json()["error"]["details"][0]["path"] == "actions[0].type"
