@@ -376,17 +376,18 @@ def keys_list(account: Annotated[int, typer.Argument(help="the account's id")]) 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[int, typer.Argument(help="the key's id (keys list)")]) -> None:
-    """Revoke a key: refused from the next request on, by every API process."""
-    from app.db import act_as, engine_duty, make_engine
+    """Revoke a key: refused from the next request on, by every API process. Run it with
+    the database's administrative login (as `audience migrate`): on PostgreSQL the
+    application's role sees no key before it knows the account."""
+    from app.db import act_as, make_engine
     from app.errors import NotFound
     from app.keys.service import account_of_key, revoke_key
 
     engine = make_engine(_settings().database_url)
     with engine.begin() as conn:
-        engine_duty(conn)
         account = account_of_key(conn, key_id)
     if account is None:
-        typer.echo(f"no key {key_id}", err=True)
+        typer.echo(f"no key {key_id} (or this login may not see it)", err=True)
         raise typer.Exit(1)
     with engine.begin() as conn:
         act_as(conn, account)

@@ -116,6 +116,43 @@ def reconcile(rc, logged: set[int] | None, changed: set[int]) -> None:
         )
 
 
+def insert_logged(rc, action: str, ins, field: str, ref: str, at: str, log_first: sa.Select):
+    """INSERT … ON CONFLICT DO NOTHING of link-table rows (`ins`, returning nothing yet),
+    logged; the contacts changed. On PostgreSQL the rows the INSERT returns are the log, in
+    one statement (a data-modifying CTE): exact, and with no probe for the rows that are
+    missing, which a tag made at job start, without statistics yet, planned as a scan of
+    every row of the tag for every contact. Elsewhere `log_first` (rows()' columns: the
+    rows about to be added) is logged first, then reconciled."""
+    table = ins.table
+    if rc.job_id is not None and rc.settings.change_log and is_postgres(rc.conn):
+        added = ins.returning(
+            table.c.contact_id.label("contact_id"),
+            table.c[ref].label("ref"),
+            table.c[at].label("at"),
+        ).cte("added")
+        constants = {
+            "account_id": sa.literal(rc.account_id, sa.BigInteger()),
+            "job_id": sa.literal(rc.job_id, sa.BigInteger()),
+            "step": sa.literal(rc.step, sa.Integer()),
+            "action": sa.literal(action, sa.String()),
+            "at": sa.literal(rc.now, t.UTCDateTime()),
+            "field": sa.literal(field, sa.String()),
+            "after": sa.literal("1", TEXT),
+        }
+        select = sa.select(added.c.contact_id, added.c.ref, added.c.at, *constants.values())
+        stmt = (
+            sa.insert(log)
+            .from_select(["contact_id", "ref", "after_at", *constants], select)
+            .add_cte(added, nest_here=True)
+            .returning(log.c.contact_id)
+        )
+        return set(rc.conn.execute(stmt).scalars())
+    logged = log_changes(rc, action, log_first)
+    changed = set(rc.conn.execute(ins.returning(table.c.contact_id)).scalars())
+    reconcile(rc, logged, changed)
+    return changed
+
+
 def delete_logged(rc, action: str, table: sa.Table, where: list, field, **values) -> set[int]:
     """DELETE the rows of `table` matching `where`, logged first (`values`: the log's
     before / before_at / ref of each row); the contacts changed."""

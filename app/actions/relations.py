@@ -35,16 +35,12 @@ class AddRelation(ActionHandler):
     def apply(self, rc: RunContext, ids: list[int]) -> set[int]:
         tb = self.table
         chunk = chunk_contacts(rc, ids).subquery()
-        logged = changes.log_changes(
-            rc,
-            self.type,
-            sa.select(
-                *changes.rows(chunk.c.id, self.field, ref=self.thing_id, after="1", after_at=rc.now)
-            ).where(
-                ~sa.exists().where(
-                    tb.c.contact_id == chunk.c.id, tb.c[self.thing_column] == self.thing_id
-                )
-            ),
+        log_first = sa.select(
+            *changes.rows(chunk.c.id, self.field, ref=self.thing_id, after="1", after_at=rc.now)
+        ).where(
+            ~sa.exists().where(
+                tb.c.contact_id == chunk.c.id, tb.c[self.thing_column] == self.thing_id
+            )
         )
         source = sa.select(
             chunk.c.id,
@@ -52,7 +48,7 @@ class AddRelation(ActionHandler):
             sa.literal(rc.account_id),
             sa.literal(rc.now, t.UTCDateTime),
         )
-        stmt = (
+        ins = (
             dialect_insert(rc.conn, tb)
             .from_select(
                 # SQLite parses INSERT … SELECT … ON CONFLICT only when the SELECT has a WHERE
@@ -60,11 +56,10 @@ class AddRelation(ActionHandler):
                 source.where(sa.true()),
             )
             .on_conflict_do_nothing()
-            .returning(tb.c.contact_id)
         )
-        changed = set(rc.conn.execute(stmt).scalars())
-        changes.reconcile(rc, logged, changed)
-        return changed
+        return changes.insert_logged(
+            rc, self.type, ins, self.field, self.thing_column, "added_at", log_first
+        )
 
 
 class RemoveRelation(ActionHandler):

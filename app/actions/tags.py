@@ -54,16 +54,14 @@ class AddTagsHandler(ActionHandler):
         ct = t.contact_tags
         chunk = chunk_contacts(rc, ids).subquery()
         tags = t.tags
-        logged = changes.log_changes(
-            rc,
-            self.type,
+        log_first = (
             sa.select(*changes.rows(chunk.c.id, "tag", ref=tags.c.id, after="1", after_at=rc.now))
             .select_from(chunk.join(tags, sa.true()))
             .where(
                 tags.c.id.in_(self.tag_ids),
                 tags.c.account_id == rc.account_id,
                 ~sa.exists().where(ct.c.contact_id == chunk.c.id, ct.c.tag_id == tags.c.id),
-            ),
+            )
         )
         source = (
             sa.select(
@@ -75,15 +73,12 @@ class AddTagsHandler(ActionHandler):
             .select_from(chunk.join(t.tags, sa.true()))  # every chunk contact × every tag
             .where(t.tags.c.id.in_(self.tag_ids), t.tags.c.account_id == rc.account_id)
         )
-        stmt = (
+        ins = (
             dialect_insert(rc.conn, ct)
             .from_select(["contact_id", "tag_id", "account_id", "added_at"], source)
             .on_conflict_do_nothing()
-            .returning(ct.c.contact_id)
         )
-        changed = set(rc.conn.execute(stmt).scalars())
-        changes.reconcile(rc, logged, changed)
-        return changed
+        return changes.insert_logged(rc, self.type, ins, "tag", "tag_id", "added_at", log_first)
 
 
 class RemoveTags(ActionModel):

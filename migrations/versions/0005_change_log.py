@@ -24,7 +24,6 @@ depends_on = None
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 ACCOUNT = "(SELECT nullif(current_setting('audience.account_id', true), '')::bigint)"
-ENGINE = "(SELECT current_setting('audience.role', true)) = 'engine'"
 ROLE = "audience_app"
 
 
@@ -74,8 +73,6 @@ def upgrade() -> None:
     op.execute("ALTER TABLE change_log FORCE ROW LEVEL SECURITY")
     check = f"(account_id = {ACCOUNT})"
     op.execute(f"CREATE POLICY account_isolation ON change_log USING {check} WITH CHECK {check}")
-    # `audience keys revoke KEY_ID` finds the key's account on the engine's duty
-    op.execute(f"CREATE POLICY engine_reads_keys ON api_keys FOR SELECT USING ({ENGINE})")
     op.execute(
         f"""
         DO $$
@@ -90,8 +87,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP POLICY IF EXISTS engine_reads_keys ON api_keys")
     op.drop_index("ix_change_log_account_id_contact_id", table_name="change_log")
     op.drop_table("change_log")
     with op.batch_alter_table("jobs") as batch:
