@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+from datetime import timedelta
 from typing import Annotated
 
 import sqlalchemy as sa
@@ -10,9 +11,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Connection
 
+from app import logs
 from app import tables as t
 from app.db import ACCOUNT, act_as, is_postgres, present_key, retry_read
-from app.errors import Unauthorized
+from app.errors import Forbidden, Unauthorized
+
+log = logs.get("audience.auth")
 
 
 def hash_key(key: str) -> str:
@@ -46,19 +50,60 @@ def create_account(conn: Connection, name: str, key: str | None = None) -> tuple
 def account_for_key(conn: Connection, key: str) -> int | None:
     """The key's account; the lookup shows row-level security the key's hash, which makes
     that one key's row visible to a transaction acting for no account yet."""
+    found = key_of(conn, key)
+    return None if found is None else found.account_id
+
+
+def key_of(conn: Connection, key: str) -> sa.Row | None:
+    """The key's row (id, account_id, label, scope, last_used_at), or None."""
     key_hash = hash_key(key)
     present_key(conn, key_hash)
+    k = t.api_keys
     return conn.execute(
-        sa.select(t.api_keys.c.account_id).where(t.api_keys.c.key_hash == key_hash)
-    ).scalar_one_or_none()
+        sa.select(k.c.id, k.c.account_id, k.c.label, k.c.scope, k.c.last_used_at).where(
+            k.c.key_hash == key_hash
+        )
+    ).first()
+
+
+# What a read key may do besides GET: the two reads that take a body.
+READ_POSTS = frozenset({"/v1/selections/count", "/v1/selections/preview", "/v1/selections/export"})
+USED_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often
+
+
+def _reads_only(request: Request) -> bool:
+    path = request.url.path
+    if path.startswith("/v1/keys"):
+        return False  # managing keys takes a full key
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return True
+    return request.method == "POST" and path in READ_POSTS
+
+
+def _note_use(engine, found) -> None:
+    """last_used_at, to the minute: one small write a key a minute at most; a failure
+    here never fails the request."""
+    now = t.utcnow()
+    if found.last_used_at is not None and now - found.last_used_at < USED_EVERY:
+        return
+    try:
+        with engine.begin() as conn:
+            act_as(conn, found.account_id)
+            conn.execute(
+                sa.update(t.api_keys).where(t.api_keys.c.id == found.id).values(last_used_at=now)
+            )
+    except Exception:  # noqa: BLE001 - bookkeeping only
+        log.warning("could not note an API key's use", exc_info=True)
 
 
 def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
+        problem = "missing API key" if not header.strip() else "the Authorization header"
         raise Unauthorized(
-            "missing API key: send 'Authorization: Bearer <api key>'",
+            f"{problem}: send 'Authorization: Bearer <api key>'"
+            + ("" if not header.strip() else " (the word Bearer, a space, then the key)"),
             headers={"WWW-Authenticate": "Bearer"},
         )
     return token.strip()
@@ -76,16 +121,28 @@ async def current_account(
     key = _bearer(request)
     engine = request.app.state.read_engine
 
-    def lookup() -> int | None:
+    def lookup() -> sa.Row | None:
         with engine.connect() as conn:
-            return account_for_key(conn, key)
+            return key_of(conn, key)
 
-    account_id = await retry_read(lambda: run_in_threadpool(lookup))
-    if account_id is None:
+    found = await retry_read(lambda: run_in_threadpool(lookup))
+    if found is None:
         raise Unauthorized("wrong API key", headers={"WWW-Authenticate": "Bearer"})
+    if found.scope != "full" and not _reads_only(request):
+        raise Forbidden(
+            f"this is a read key ('{found.label}'): it may GET, count and preview, nothing else"
+        )
+    await run_in_threadpool(_note_use, request.app.state.engine, found)
+    account_id = found.account_id
     request.state.account_id = account_id
+    request.state.key_label = found.label
     ACCOUNT.set(account_id)
     return account_id
 
 
 AccountDep = Annotated[int, Depends(current_account)]
+
+
+def key_label(request: Request) -> str | None:
+    """The label of the request's API key (after current_account)."""
+    return getattr(request.state, "key_label", None)

@@ -328,6 +328,76 @@ def accounts_create(name: str) -> None:
     typer.echo(key)
 
 
+keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    account: Annotated[int, typer.Argument(help="the account's id")],
+    label: Annotated[str, typer.Option(help="who uses it (a job's created_by)")],
+    scope: Annotated[str, typer.Option(help="full, or read: GETs, count, preview")] = "full",
+) -> None:
+    """Create a key for an account; the key is the last line printed (shown once)."""
+    import sqlalchemy as sa
+
+    from app import tables as t
+    from app.db import act_as, make_engine
+    from app.keys.service import create_key
+
+    if scope not in ("full", "read"):
+        typer.echo("--scope must be full or read", err=True)
+        raise typer.Exit(2)
+    with make_engine(_settings().database_url).begin() as conn:
+        act_as(conn, account)
+        if not conn.execute(sa.select(t.accounts.c.id).where(t.accounts.c.id == account)).first():
+            typer.echo(f"no account {account}", err=True)
+            raise typer.Exit(1)
+        made = create_key(conn, account, label, scope)
+    typer.echo(f"key {made['id']} '{label}' ({scope}) for account {account} (shown once):")
+    typer.echo(made["key"])
+
+
+@keys_app.command("list")
+def keys_list(account: Annotated[int, typer.Argument(help="the account's id")]) -> None:
+    """The account's keys: id, scope, prefix, label, created, last used."""
+    from app.db import act_as, make_engine
+    from app.keys.service import list_keys
+
+    with make_engine(_settings().database_url).begin() as conn:
+        act_as(conn, account)
+        for k in list_keys(conn, account):
+            used = f"{k['last_used_at']:%Y-%m-%d %H:%M}" if k["last_used_at"] else "never"
+            typer.echo(
+                f"{k['id']}\t{k['scope']}\t{k['prefix']}…\t{k['label']}\t"
+                f"created {k['created_at']:%Y-%m-%d %H:%M}\tlast used {used}"
+            )
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[int, typer.Argument(help="the key's id (keys list)")]) -> None:
+    """Revoke a key: refused from the next request on, by every API process."""
+    from app.db import act_as, engine_duty, make_engine
+    from app.errors import NotFound
+    from app.keys.service import account_of_key, revoke_key
+
+    engine = make_engine(_settings().database_url)
+    with engine.begin() as conn:
+        engine_duty(conn)
+        account = account_of_key(conn, key_id)
+    if account is None:
+        typer.echo(f"no key {key_id}", err=True)
+        raise typer.Exit(1)
+    with engine.begin() as conn:
+        act_as(conn, account)
+        try:
+            revoke_key(conn, account, key_id)
+        except NotFound:
+            typer.echo(f"no key {key_id}", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(f"key {key_id} revoked")
+
+
 @app.command("seed")
 def seed_command(
     contacts: Annotated[int, typer.Option("--contacts", min=1, help="how many contacts")] = 10_000,

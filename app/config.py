@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     # 0 turns the limit off.
     rate_limit_per_s: float = 100.0
     rate_limit_burst: int = 2_000
+    # Days a finished job's change log is kept (revert and history need it).
+    change_log_days: int = 30
+    # For the benchmark only (bench.jobs measures a job with and without its log): off,
+    # jobs cannot be reverted.
+    change_log: bool = True
     demo: bool = True  # embedded default: ensure a demo account with demo data
     demo_contacts: int = 2_000
     log_level: str = "INFO"

@@ -117,6 +117,11 @@ def read_engine(engine: Engine) -> Engine:
 def _postgres_engine(url: str, **kwargs) -> Engine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
+    # Every statement planned with its own values: psycopg would otherwise prepare a
+    # statement run five times on a connection, and PostgreSQL then settle on a generic
+    # plan, blind to the statistics of the ids a count binds (a rare tag and a common one
+    # want different plans).
+    kwargs["connect_args"] = {"prepare_threshold": None, **kwargs.get("connect_args", {})}
     engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)
 
     @event.listens_for(engine, "begin")

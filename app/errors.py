@@ -54,6 +54,11 @@ class Unauthorized(AudienceError):
     code = "unauthorized"
 
 
+class Forbidden(AudienceError):
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFound(AudienceError):
     status_code = 404
     code = "not_found"
@@ -62,6 +67,11 @@ class NotFound(AudienceError):
 class Conflict(AudienceError):
     status_code = 409
     code = "conflict"
+
+
+class Gone(AudienceError):
+    status_code = 410
+    code = "gone"
 
 
 class InUse(Conflict):
@@ -180,6 +190,7 @@ def pydantic_details(errors: list[dict], prefix: str = "") -> list[dict[str, str
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or wrong API key"},
+    403: {"model": ErrorBody, "description": "A read key, and this request is not a read"},
     404: {"model": ErrorBody, "description": "Not found in this account"},
     422: {
         "model": ErrorBody,
@@ -201,6 +212,22 @@ RENAME_CONFLICTS: dict[int | str, dict[str, Any]] = {
 }
 # FastAPI's word for a body that is not UTF-8 (or otherwise unreadable as JSON).
 _UNPARSABLE = "There was an error parsing the body"
+
+
+def _malformed_json(exc: RequestValidationError) -> str | None:
+    """A body that is not JSON, said with the line and column where it goes wrong (FastAPI
+    gives a character offset, as if it were a path)."""
+    for error in exc.errors():
+        if error.get("type") != "json_invalid":
+            continue
+        loc = error.get("loc") or ()
+        doc = exc.body if isinstance(exc.body, str) else ""
+        pos = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
+        line = doc.count("\n", 0, pos) + 1
+        column = pos - (doc.rfind("\n", 0, pos) + 1) + 1
+        why = (error.get("ctx") or {}).get("error") or "not JSON"
+        return f"malformed JSON at line {line}, column {column}: {why}"
+    return None
 
 
 def document_limits(app: FastAPI) -> None:
@@ -250,6 +277,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError):
+        malformed = _malformed_json(exc)
+        if malformed:
+            details = [{"path": "body", "message": malformed}]
+            return JSONResponse(error_body("validation_error", malformed, details), status_code=422)
         details = pydantic_details(exc.errors())
         message = details[0]["message"] if details else "invalid request"
         if details and details[0]["path"]:

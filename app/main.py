@@ -7,11 +7,22 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import errors, logs
-from app.api import catalog, contacts, health, jobs, personal_links, rules, selections
+from app.api import (
+    catalog,
+    contacts,
+    health,
+    jobs,
+    keys,
+    personal_links,
+    pickers,
+    rules,
+    selections,
+)
 from app.api.deps import known_query
 from app.config import Settings, get_settings
 from app.db import make_engine, read_engine
@@ -33,6 +44,8 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        if scope["method"] in ("POST", "PUT", "PATCH") and _not_declared_json(headers):
+            scope = _as_json(scope)
         request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -74,6 +87,18 @@ class RequestContext:
                 status=status["code"],
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )
+
+
+def _not_declared_json(headers: dict[bytes, bytes]) -> bool:
+    """A body sent as anything but JSON or a form upload: a browser's fetch() with a string
+    body says text/plain, curl -d says x-www-form-urlencoded. Read as JSON all the same."""
+    kind = headers.get(b"content-type", b"").lower()
+    return b"json" not in kind and not kind.startswith(b"multipart/")
+
+
+def _as_json(scope: Scope) -> Scope:
+    kept = [(k, v) for k, v in scope.get("headers") or [] if k.lower() != b"content-type"]
+    return {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
 
 
 async def _too_large(send: Send, request_id: str) -> None:
@@ -130,10 +155,21 @@ def create_app(
         allow_origins=settings.cors_origins,
         allow_methods=["*"],
         allow_headers=["*"],
-        expose_headers=["X-Request-ID"],
+        expose_headers=["Retry-After", "Content-Disposition", "Location", "X-Request-ID"],
     )
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes)
-    for module in (health, contacts, catalog, selections, rules, jobs, personal_links):
+    for module in (
+        health,
+        pickers,
+        contacts,
+        catalog,
+        selections,
+        rules,
+        jobs,
+        personal_links,
+        keys,
+    ):
         app.include_router(module.router)
     errors.document_limits(app)
     return app

@@ -3,8 +3,11 @@
 Every account-owned table carries `account_id` (row-level security keeps each account to
 its own rows on PostgreSQL: migrations 0003 and 0004), and every unique key includes it;
 the job engine's own tables lead their primary keys with it.
-Link tables are keyed (contact, thing) and indexed (thing, contact), so both
-"contacts having X" and "does contact C have X" are answered by an index.
+Link tables are keyed by (contact, thing) or (thing, contact) and indexed
+(account, thing, contact), so "contacts having X" is an index-only scan of one account's
+slice (migration 0005) and "does contact C have X" an index probe; events are indexed the
+same way for the aggregates a selection asks for. Every lookup index a count uses leads
+with `account_id`.
 """
 
 from datetime import UTC, datetime
@@ -90,7 +93,12 @@ api_keys = sa.Table(
     # sha256 of the key; the key itself is never stored.
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("prefix", sa.String(16), nullable=False),
+    # who a key is, for people: a job's created_by
+    sa.Column("label", sa.String(255), nullable=False, server_default="default"),
+    # full: everything; read: GETs, count, preview (anything else is a 403)
+    sa.Column("scope", sa.String(8), nullable=False, server_default="full"),
     _created(),
+    sa.Column("last_used_at", UTCDateTime),
 )
 
 users = sa.Table(
@@ -127,6 +135,8 @@ contacts = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("account_id", "email"),
     sa.Index("ix_contacts_account_id_id", "account_id", "id"),
+    # a count's live contacts: an index-only scan (account_id = ? AND deleted IS false)
+    sa.Index("ix_contacts_account_deleted_id", "account_id", "deleted", "id"),
 )
 
 tags = sa.Table(
@@ -149,7 +159,7 @@ contact_tags = sa.Table(
     _account(),
     sa.Column("added_at", UTCDateTime, nullable=False),
     sa.PrimaryKeyConstraint("contact_id", "tag_id"),
-    sa.Index("ix_contact_tags_tag_id_contact_id", "tag_id", "contact_id"),
+    sa.Index("ix_contact_tags_account_tag_contact", "account_id", "tag_id", "contact_id"),
 )
 
 contact_owners = sa.Table(
@@ -160,7 +170,7 @@ contact_owners = sa.Table(
     _account(),
     sa.Column("added_at", UTCDateTime, nullable=False),
     sa.PrimaryKeyConstraint("contact_id", "user_id"),
-    sa.Index("ix_contact_owners_user_id_contact_id", "user_id", "contact_id"),
+    sa.Index("ix_contact_owners_account_user_contact", "account_id", "user_id", "contact_id"),
 )
 
 funnels = sa.Table(
@@ -195,7 +205,13 @@ contact_funnels = sa.Table(
     _account(),
     sa.Column("entered_at", UTCDateTime, nullable=False),
     sa.PrimaryKeyConstraint("contact_id", "funnel_id"),
-    sa.Index("ix_contact_funnels_funnel_stage_contact", "funnel_id", "stage_id", "contact_id"),
+    sa.Index(
+        "ix_contact_funnels_account_funnel_stage_contact",
+        "account_id",
+        "funnel_id",
+        "stage_id",
+        "contact_id",
+    ),
 )
 
 mailings = sa.Table(
@@ -220,6 +236,13 @@ mailing_recipients = sa.Table(
     sa.Column("bounced", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.PrimaryKeyConstraint("mailing_id", "contact_id"),
     sa.Index("ix_mailing_recipients_contact_id", "contact_id"),
+    sa.Index(
+        "ix_mailing_recipients_account_mailing_contact",
+        "account_id",
+        "mailing_id",
+        "contact_id",
+        postgresql_include=["opened_at", "clicked_at", "bounced"],
+    ),
 )
 
 groups = sa.Table(
@@ -242,6 +265,7 @@ group_members = sa.Table(
     sa.Column("added_at", UTCDateTime, nullable=False),
     sa.PrimaryKeyConstraint("group_id", "contact_id"),
     sa.Index("ix_group_members_contact_id", "contact_id"),
+    sa.Index("ix_group_members_account_group_contact", "account_id", "group_id", "contact_id"),
 )
 
 contact_details = sa.Table(
@@ -266,7 +290,22 @@ events = sa.Table(
     sa.Column("value", sa.Float),
     sa.Column("products", sa.Text),
     sa.Column("details", sa.JSON(none_as_null=True)),
-    sa.Index("ix_events_account_type_occurred", "account_id", "type", "occurred_at"),
+    # aggregates over a window of time, and over all time grouped by contact: index-only
+    sa.Index(
+        "ix_events_account_type_occurred",
+        "account_id",
+        "type",
+        "occurred_at",
+        postgresql_include=["contact_id", "value"],
+    ),
+    sa.Index(
+        "ix_events_account_type_contact",
+        "account_id",
+        "type",
+        "contact_id",
+        "occurred_at",
+        postgresql_include=["value"],
+    ),
     sa.Index("ix_events_contact_type_occurred", "contact_id", "type", "occurred_at"),
 )
 
@@ -360,7 +399,18 @@ jobs = sa.Table(
     sa.Column("enqueued_at", UTCDateTime),
     sa.Column("idempotency_key", sa.String(255)),
     sa.Column("request_hash", sa.String(64)),
+    # its story: what kind of job, named by whom, undoing which job
+    sa.Column("kind", sa.String(16), nullable=False, server_default="actions"),
+    sa.Column("name", sa.String(255)),
+    sa.Column("created_by", sa.String(255)),
+    sa.Column("reverts", sa.BigInteger().with_variant(sa.Integer, "sqlite")),
+    # a revert: changes it left alone because they were changed again since
+    sa.Column("conflicts", sa.BigInteger, nullable=False, server_default="0"),
+    # the change log of the job is gone (purged after AUDIENCE_CHANGE_LOG_DAYS)
+    sa.Column("log_purged", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("account_id", "idempotency_key"),
+    # one revert a job
+    sa.UniqueConstraint("account_id", "reverts"),
     sa.Index("ix_jobs_account_id_id", "account_id", "id"),
     sa.Index("ix_jobs_status", "status"),
     sa.Index(
@@ -411,4 +461,35 @@ job_output = sa.Table(
     _plain_id("contact_id"),
     sa.Column("value", sa.Text, nullable=False),
     sa.PrimaryKeyConstraint("account_id", "job_id", "position", "contact_id"),
+)
+
+
+# The change log: one row for every change a job made (a contact's field, flag, tag, stage,
+# detail, coupon, link), written set-based in the chunk's own transaction, read by revert
+# and by a contact's history. `step` numbers the job's actions as run (a rule's actions
+# each a step of their own); `field` names what changed (a column, `tag`, `group`,
+# `owner`, `funnel`, `detail:NAME`, `coupon:NAME`, `link`) and `ref` which tag, group,
+# owner or funnel (0 otherwise). `before` / `after` are the values as text (NULL: absent),
+# `*_at` a relation's own time (a tag's added_at, a stage's entered_at), `*_extra` what a
+# coupon or a link needs to be given back whole. Kept AUDIENCE_CHANGE_LOG_DAYS after the
+# job ends.
+change_log = sa.Table(
+    "change_log",
+    metadata,
+    _plain_id("account_id"),
+    _plain_id("job_id"),
+    sa.Column("step", sa.Integer, nullable=False),
+    _plain_id("contact_id"),
+    sa.Column("field", sa.String(300), nullable=False),
+    sa.Column("ref", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("before", sa.Text),
+    sa.Column("before_at", UTCDateTime),
+    sa.Column("after", sa.Text),
+    sa.Column("after_at", UTCDateTime),
+    sa.Column("before_extra", sa.Text),
+    sa.Column("after_extra", sa.Text),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("account_id", "job_id", "step", "contact_id", "field", "ref"),
+    sa.Index("ix_change_log_account_id_contact_id", "account_id", "contact_id", "job_id"),
 )

@@ -245,7 +245,7 @@ def delete_jobs(engine: sa.Engine, job_ids: list[int]) -> None:
     if not job_ids:
         return
     with engine.begin() as conn:
-        for table in ("job_members", "job_output"):  # no foreign key: see app/tables.py
+        for table in ("job_members", "job_output", "change_log"):  # no foreign key
             conn.execute(sa.text(f"DELETE FROM {table} WHERE job_id = ANY(:ids)"), {"ids": job_ids})
         conn.execute(sa.text("DELETE FROM jobs WHERE id = ANY(:ids)"), {"ids": job_ids})
 

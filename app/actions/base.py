@@ -68,6 +68,7 @@ class RunContext:
     as_of: datetime
     settings: Settings
     position: int = 0  # the action's place in the job's list (for job output rows)
+    step: int = 0  # the action's place as run, a rule's actions each one (its change log)
 
 
 class ActionHandler:
@@ -88,7 +89,13 @@ class ActionHandler:
         return None
 
     def apply(self, rc: RunContext, ids: list[int]) -> set[int]:
+        """Change the chunk `ids` (ascending), logging each change first
+        (app.actions.changes); the contacts changed."""
         raise NotImplementedError
+
+    def steps(self) -> int:
+        """How many steps of the change log it takes (a rule: its actions')."""
+        return 1
 
     def would_change(self, rc: RunContext, members: sa.Select) -> int:
         predicate = self.changes(rc)

@@ -10,6 +10,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import StrictBool
 
 from app.actions.base import ActionHandler, ActionModel, RunContext, c, handles
+from app.actions.columns import update_column
 from app.db import in_ids, in_values
 
 STREAM = 5000
@@ -81,6 +82,8 @@ class IdentifySex(ActionModel):
 
 @handles(IdentifySex)
 class IdentifySexHandler(ActionHandler):
+    column = "sex"
+
     def _candidates(self):
         where = [c.c.first_name.is_not(None), c.c.first_name != ""]
         if not self.action.overwrite:
@@ -102,21 +105,13 @@ class IdentifySexHandler(ActionHandler):
                 by_sex[sex].append(name)
         changed: set[int] = set()
         for sex, names in by_sex.items():
-            if not names:
-                continue
-            stmt = (
-                sa.update(c)
-                .where(
-                    c.c.account_id == rc.account_id,
-                    in_ids(rc.conn, c.c.id, ids),
+            if names:
+                where = sa.and_(
                     in_values(rc.conn, c.c.first_name, names, sa.Text),
                     c.c.sex != sex,
                     *self._candidates(),
                 )
-                .values(sex=sex, updated_at=rc.now)
-                .returning(c.c.id)
-            )
-            changed |= set(rc.conn.execute(stmt).scalars())
+                changed |= update_column(rc, self, ids, where, sex)
         return changed
 
     def would_change(self, rc: RunContext, members: sa.Select) -> int:
@@ -136,6 +131,8 @@ class InvalidateBadEmails(ActionModel):
 class InvalidateBadEmailsHandler(ActionHandler):
     """email_valid = false where the address fails a full syntax check (no DNS)."""
 
+    column = "email_valid"
+
     def apply(self, rc: RunContext, ids: list[int]) -> set[int]:
         rows = rc.conn.execute(
             sa.select(c.c.id, c.c.email).where(
@@ -147,13 +144,7 @@ class InvalidateBadEmailsHandler(ActionHandler):
         bad = [cid for cid, email in rows if not email_is_valid(email)]
         if not bad:
             return set()
-        stmt = (
-            sa.update(c)
-            .where(c.c.account_id == rc.account_id, in_ids(rc.conn, c.c.id, bad))
-            .values(email_valid=False, updated_at=rc.now)
-            .returning(c.c.id)
-        )
-        return set(rc.conn.execute(stmt).scalars())
+        return update_column(rc, self, bad, c.c.email_valid.is_(sa.true()), False)
 
     def would_change(self, rc: RunContext, members: sa.Select) -> int:
         rows = (

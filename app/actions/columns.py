@@ -5,6 +5,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from pydantic import StrictBool
 
+from app.actions import changes
 from app.actions.base import ActionHandler, ActionModel, RunContext, c, handles
 from app.contacts.schemas import StateField
 from app.db import in_ids
@@ -12,19 +13,22 @@ from app.types import Int64
 
 
 class ColumnUpdate(ActionHandler):
-    """An action that sets contact columns where they differ."""
+    """An action that sets one contact column where it differs."""
+
+    column: str
 
     def values(self, rc: RunContext) -> dict[str, Any]:
         raise NotImplementedError
 
     def apply(self, rc: RunContext, ids: list[int]) -> set[int]:
-        stmt = (
-            sa.update(c)
-            .where(c.c.account_id == rc.account_id, in_ids(rc.conn, c.c.id, ids), self.changes(rc))
-            .values(**self.values(rc), updated_at=rc.now)
-            .returning(c.c.id)
-        )
-        return set(rc.conn.execute(stmt).scalars())
+        return update_column(rc, self, ids, self.changes(rc), self.values(rc)[self.column])
+
+
+def update_column(rc: RunContext, handler: ActionHandler, ids: list[int], where, value) -> set[int]:
+    """Set `handler.column` to `value` (a constant or an expression over the row) on the
+    chunk's contacts matching `where`, logged; the contacts changed."""
+    mine = [c.c.account_id == rc.account_id, in_ids(rc.conn, c.c.id, ids), where]
+    return changes.update_logged(rc, handler.type, handler.column, mine, value)
 
 
 class SetColumn(ColumnUpdate):
@@ -120,6 +124,8 @@ class SetScore(ActionModel):
 @handles(SetScore)
 class SetScoreHandler(ColumnUpdate):
     """`set` replaces the score (as SALESmanago does); `add` adds to it."""
+
+    column = "score"
 
     def values(self, rc: RunContext) -> dict[str, Any]:
         if self.action.mode == "add":

@@ -7,6 +7,7 @@ from typing import Literal
 import sqlalchemy as sa
 
 from app import tables as t
+from app.actions import changes
 from app.actions.base import (
     ActionHandler,
     ActionModel,
@@ -22,6 +23,16 @@ from app.types import integer
 # No look-alikes: no 0/O, 1/I/L.
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 MAX_ROUNDS = 20
+
+
+def _kept(name: str, valid_until, job_id, created_at) -> dict:
+    """What the change log keeps of a coupon besides its code, to give it back whole."""
+    return {
+        "name": name,
+        "valid_until": valid_until.isoformat() if valid_until else None,
+        "job_id": job_id,
+        "created_at": created_at.isoformat(),
+    }
 
 
 def new_code(length: int) -> str:
@@ -50,16 +61,55 @@ class GenerateCouponsHandler(ActionHandler):
         if not contacts:
             return set()
         cp = t.coupons
-        rc.conn.execute(
-            sa.delete(cp).where(
-                cp.c.account_id == rc.account_id,
-                cp.c.name_key == name_key(self.action.name),
-                in_ids(rc.conn, cp.c.contact_id, contacts),
+        key = name_key(self.action.name)
+        mine = [
+            cp.c.account_id == rc.account_id,
+            cp.c.name_key == key,
+            in_ids(rc.conn, cp.c.contact_id, contacts),
+        ]
+        replaced = {
+            row.contact_id: row
+            for row in rc.conn.execute(
+                changes.locked(
+                    rc,
+                    sa.select(
+                        cp.c.contact_id,
+                        cp.c.code,
+                        cp.c.name,
+                        cp.c.valid_until,
+                        cp.c.job_id,
+                        cp.c.created_at,
+                    ).where(*mine),
+                    cp,
+                )
             )
-        )
+        }
+        rc.conn.execute(sa.delete(cp).where(*mine))
         given = self._give_codes(rc, contacts)
         record_output(rc, given)
+        changes.log_rows(
+            rc,
+            self.type,
+            [self._logged(rc, key, cid, code, replaced.get(cid)) for cid, code in given.items()],
+        )
         return set(given)
+
+    def _logged(self, rc: RunContext, key: str, contact_id: int, code: str, old) -> dict:
+        a = self.action
+        valid_until = rc.now + timedelta(days=a.valid_days) if a.valid_days else None
+        return {
+            "contact_id": contact_id,
+            "field": changes.COUPON + key,
+            "ref": 0,
+            "before": old.code if old else None,
+            "before_at": old.created_at if old else None,
+            "after": code,
+            "after_at": rc.now,
+            "before_extra": changes.extra(
+                _kept(old.name, old.valid_until, old.job_id, old.created_at) if old else None
+            ),
+            "after_extra": changes.extra(_kept(a.name, valid_until, rc.job_id, rc.now)),
+        }
 
     def _give_codes(self, rc: RunContext, contacts: list[int]) -> dict[int, str]:
         a = self.action

@@ -5,6 +5,7 @@ from typing import Literal
 import sqlalchemy as sa
 
 from app import tables as t
+from app.actions import changes
 from app.actions.base import ActionHandler, ActionModel, RunContext, c, chunk_contacts, handles
 from app.db import dialect_insert, in_ids
 from app.types import text
@@ -31,6 +32,21 @@ class SetDetailHandler(ActionHandler):
     def apply(self, rc: RunContext, ids: list[int]) -> set[int]:
         cd = t.contact_details
         chunk = chunk_contacts(rc, ids).subquery()
+        held = sa.and_(cd.c.contact_id == chunk.c.id, cd.c.name == self.action.name)
+        logged = changes.log_changes(
+            rc,
+            self.type,
+            sa.select(
+                *changes.rows(
+                    chunk.c.id,
+                    changes.DETAIL + self.action.name,
+                    before=cd.c.value,
+                    after=self.action.value,
+                )
+            )
+            .select_from(chunk.outerjoin(cd, held))
+            .where(sa.or_(cd.c.value.is_(None), cd.c.value != self.action.value)),
+        )
         source = sa.select(
             chunk.c.id,
             sa.literal(self.action.name),
@@ -45,7 +61,9 @@ class SetDetailHandler(ActionHandler):
             set_={"value": ins.excluded.value},
             where=cd.c.value != ins.excluded.value,
         ).returning(cd.c.contact_id)
-        return set(rc.conn.execute(stmt).scalars())
+        changed = set(rc.conn.execute(stmt).scalars())
+        changes.reconcile(rc, logged, changed)
+        return changed
 
 
 class DeleteDetail(ActionModel):
@@ -61,13 +79,11 @@ class DeleteDetailHandler(ActionHandler):
 
     def apply(self, rc: RunContext, ids: list[int]) -> set[int]:
         cd = t.contact_details
-        stmt = (
-            sa.delete(cd)
-            .where(
-                cd.c.account_id == rc.account_id,
-                in_ids(rc.conn, cd.c.contact_id, ids),
-                cd.c.name == self.action.name,
-            )
-            .returning(cd.c.contact_id)
+        mine = [
+            cd.c.account_id == rc.account_id,
+            in_ids(rc.conn, cd.c.contact_id, ids),
+            cd.c.name == self.action.name,
+        ]
+        return changes.delete_logged(
+            rc, self.type, cd, mine, changes.DETAIL + self.action.name, before=cd.c.value
         )
-        return set(rc.conn.execute(stmt).scalars())

@@ -5,6 +5,7 @@ from typing import Literal
 import sqlalchemy as sa
 
 from app import tables as t
+from app.actions import changes
 from app.actions.base import (
     ActionHandler,
     ActionModel,
@@ -62,6 +63,24 @@ class SetFunnelStageHandler(ActionHandler):
     def apply(self, rc: RunContext, ids: list[int]) -> set[int]:
         cf = t.contact_funnels
         chunk = chunk_contacts(rc, ids).subquery()
+        held = sa.and_(cf.c.contact_id == chunk.c.id, cf.c.funnel_id == self.funnel_id)
+        logged = changes.log_changes(
+            rc,
+            self.type,
+            sa.select(
+                *changes.rows(
+                    chunk.c.id,
+                    "funnel",
+                    ref=self.funnel_id,
+                    before=changes.as_text(cf.c.stage_id),
+                    before_at=cf.c.entered_at,
+                    after=changes.as_text(sa.literal(self.stage_id, sa.BigInteger())),
+                    after_at=rc.now,
+                )
+            )
+            .select_from(chunk.outerjoin(cf, held))
+            .where(sa.or_(cf.c.stage_id.is_(None), cf.c.stage_id != self.stage_id)),
+        )
         source = sa.select(
             chunk.c.id,
             sa.literal(self.funnel_id),
@@ -77,7 +96,9 @@ class SetFunnelStageHandler(ActionHandler):
             set_={"stage_id": ins.excluded.stage_id, "entered_at": ins.excluded.entered_at},
             where=cf.c.stage_id != ins.excluded.stage_id,
         ).returning(cf.c.contact_id)
-        return set(rc.conn.execute(stmt).scalars())
+        changed = set(rc.conn.execute(stmt).scalars())
+        changes.reconcile(rc, logged, changed)
+        return changed
 
 
 class RemoveFromFunnel(ActionModel):
@@ -89,6 +110,9 @@ class RemoveFromFunnel(ActionModel):
 class RemoveFromFunnelHandler(RemoveRelation):
     table = t.contact_funnels
     thing_column = "funnel_id"
+    field = "funnel"
+    time_column = "entered_at"
+    value_column = "stage_id"
 
     def resolve(self, ctx: ResolveContext) -> None:
         self.thing_id = _funnel_id(ctx, self.action.funnel)

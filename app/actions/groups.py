@@ -18,6 +18,7 @@ class AddToGroup(ActionModel):
 class AddToGroupHandler(AddRelation):
     table = t.group_members
     thing_column = "group_id"
+    field = "group"
 
     def resolve(self, ctx: ResolveContext) -> None:
         group = self.action.group
@@ -37,6 +38,7 @@ class RemoveFromGroup(ActionModel):
 class RemoveFromGroupHandler(RemoveRelation):
     table = t.group_members
     thing_column = "group_id"
+    field = "group"
 
     def resolve(self, ctx: ResolveContext) -> None:
         key = name_key(self.action.group)

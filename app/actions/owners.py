@@ -18,6 +18,7 @@ class AddOwner(ActionModel):
 class AddOwnerHandler(AddRelation):
     table = t.contact_owners
     thing_column = "user_id"
+    field = "owner"
 
     def resolve(self, ctx: ResolveContext) -> None:
         email = self.action.owner.lower()
@@ -36,6 +37,7 @@ class RemoveOwner(ActionModel):
 class RemoveOwnerHandler(RemoveRelation):
     table = t.contact_owners
     thing_column = "user_id"
+    field = "owner"
 
     def resolve(self, ctx: ResolveContext) -> None:
         email = self.action.owner.lower()

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from pydantic import Field, StringConstraints, field_validator
 
 from app import tables as t
+from app.actions import changes
 from app.actions.base import (
     ActionHandler,
     ActionModel,
@@ -62,6 +63,28 @@ class GenerateLinksHandler(ActionHandler):
         urls = {cid: self.action.url.replace("{token}", tok) for cid, tok in tokens.items()}
         rows = [{"contact_id": cid, "token": tok, "url": urls[cid]} for cid, tok in tokens.items()]
         constants = {"account_id": rc.account_id, "job_id": rc.job_id, "created_at": rc.now}
-        rc.conn.execute(insert_rows(rc.conn, t.links, rows, constants).on_conflict_do_nothing())
+        made = set(
+            rc.conn.execute(
+                insert_rows(rc.conn, t.links, rows, constants)
+                .on_conflict_do_nothing()
+                .returning(t.links.c.contact_id)
+            ).scalars()
+        )
         record_output(rc, urls)
+        kept = {"job_id": rc.job_id, "created_at": rc.now.isoformat()}
+        changes.log_rows(
+            rc,
+            self.type,
+            [
+                {
+                    "contact_id": cid,
+                    "field": "link",
+                    "ref": 0,
+                    "after": tokens[cid],
+                    "after_at": rc.now,
+                    "after_extra": changes.extra({**kept, "url": urls[cid]}),
+                }
+                for cid in sorted(made)
+            ],
+        )
         return set(contacts)

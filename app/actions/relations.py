@@ -4,6 +4,7 @@ owners, its groups, its funnels. Adding inserts the row where missing, removing 
 import sqlalchemy as sa
 
 from app import tables as t
+from app.actions import changes
 from app.actions.base import ActionHandler, RunContext, c, chunk_contacts
 from app.db import dialect_insert, in_ids
 
@@ -15,10 +16,12 @@ def find_id(conn, table: sa.Table, account_id: int, key_column: str, key: str) -
 
 
 class AddRelation(ActionHandler):
-    """Insert (contact, thing) rows where missing; `resolve` sets `thing_id`."""
+    """Insert (contact, thing) rows where missing; `resolve` sets `thing_id`. `field`
+    names the relation in the change log."""
 
     table: sa.Table
     thing_column: str
+    field: str
     thing_id: int | None = None
 
     def changes(self, rc: RunContext):
@@ -32,6 +35,17 @@ class AddRelation(ActionHandler):
     def apply(self, rc: RunContext, ids: list[int]) -> set[int]:
         tb = self.table
         chunk = chunk_contacts(rc, ids).subquery()
+        logged = changes.log_changes(
+            rc,
+            self.type,
+            sa.select(
+                *changes.rows(chunk.c.id, self.field, ref=self.thing_id, after="1", after_at=rc.now)
+            ).where(
+                ~sa.exists().where(
+                    tb.c.contact_id == chunk.c.id, tb.c[self.thing_column] == self.thing_id
+                )
+            ),
+        )
         source = sa.select(
             chunk.c.id,
             sa.literal(self.thing_id),
@@ -48,14 +62,21 @@ class AddRelation(ActionHandler):
             .on_conflict_do_nothing()
             .returning(tb.c.contact_id)
         )
-        return set(rc.conn.execute(stmt).scalars())
+        changed = set(rc.conn.execute(stmt).scalars())
+        changes.reconcile(rc, logged, changed)
+        return changed
 
 
 class RemoveRelation(ActionHandler):
-    """Delete (contact, thing) rows; nothing to do when the thing does not exist."""
+    """Delete (contact, thing) rows; nothing to do when the thing does not exist. `field`
+    names the relation in the change log; `time_column` is its time, `value_column` a
+    value it holds (a funnel's stage) or None."""
 
     table: sa.Table
     thing_column: str
+    field: str
+    time_column = "added_at"
+    value_column: str | None = None
     thing_id: int | None = None
 
     def changes(self, rc: RunContext):
@@ -70,13 +91,19 @@ class RemoveRelation(ActionHandler):
         if self.thing_id is None:
             return set()
         tb = self.table
-        stmt = (
-            sa.delete(tb)
-            .where(
-                tb.c.account_id == rc.account_id,
-                in_ids(rc.conn, tb.c.contact_id, ids),
-                tb.c[self.thing_column] == self.thing_id,
-            )
-            .returning(tb.c.contact_id)
+        mine = [
+            tb.c.account_id == rc.account_id,
+            in_ids(rc.conn, tb.c.contact_id, ids),
+            tb.c[self.thing_column] == self.thing_id,
+        ]
+        value = changes.as_text(tb.c[self.value_column]) if self.value_column else "1"
+        return changes.delete_logged(
+            rc,
+            self.type,
+            tb,
+            mine,
+            self.field,
+            ref=self.thing_id,
+            before=value,
+            before_at=tb.c[self.time_column],
         )
-        return set(rc.conn.execute(stmt).scalars())

@@ -1,6 +1,7 @@
 """run_rule: a stored action list (and optional condition) run on the selection."""
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from functools import cache
 from typing import Literal
@@ -121,10 +122,15 @@ class RunRuleHandler(ActionHandler):
                 ).scalars()
             )
         changed: set[int] = set()
+        step = rc.step
         for handler in self.handlers:
             if ids:
-                changed |= handler.apply(rc, ids)
+                changed |= handler.apply(replace(rc, step=step), ids)
+            step += handler.steps()
         return changed
+
+    def steps(self) -> int:
+        return sum(h.steps() for h in self.handlers)
 
     def changes(self, rc: RunContext):
         parts = [h.changes(rc) for h in self.handlers]

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from app import tables as t
+from app.actions import changes
 from app.actions.base import (
     ActionHandler,
     ActionModel,
@@ -52,6 +53,18 @@ class AddTagsHandler(ActionHandler):
     def apply(self, rc: RunContext, ids: list[int]) -> set[int]:
         ct = t.contact_tags
         chunk = chunk_contacts(rc, ids).subquery()
+        tags = t.tags
+        logged = changes.log_changes(
+            rc,
+            self.type,
+            sa.select(*changes.rows(chunk.c.id, "tag", ref=tags.c.id, after="1", after_at=rc.now))
+            .select_from(chunk.join(tags, sa.true()))
+            .where(
+                tags.c.id.in_(self.tag_ids),
+                tags.c.account_id == rc.account_id,
+                ~sa.exists().where(ct.c.contact_id == chunk.c.id, ct.c.tag_id == tags.c.id),
+            ),
+        )
         source = (
             sa.select(
                 chunk.c.id,
@@ -68,7 +81,9 @@ class AddTagsHandler(ActionHandler):
             .on_conflict_do_nothing()
             .returning(ct.c.contact_id)
         )
-        return set(rc.conn.execute(stmt).scalars())
+        changed = set(rc.conn.execute(stmt).scalars())
+        changes.reconcile(rc, logged, changed)
+        return changed
 
 
 class RemoveTags(ActionModel):
@@ -92,13 +107,11 @@ class RemoveTagsHandler(ActionHandler):
 
     def apply(self, rc: RunContext, ids: list[int]) -> set[int]:
         ct = t.contact_tags
-        stmt = (
-            sa.delete(ct)
-            .where(
-                ct.c.account_id == rc.account_id,
-                in_ids(rc.conn, ct.c.contact_id, ids),
-                ct.c.tag_id.in_(self._tag_ids(rc)),
-            )
-            .returning(ct.c.contact_id)
+        mine = [
+            ct.c.account_id == rc.account_id,
+            in_ids(rc.conn, ct.c.contact_id, ids),
+            ct.c.tag_id.in_(self._tag_ids(rc)),
+        ]
+        return changes.delete_logged(
+            rc, self.type, ct, mine, "tag", ref=ct.c.tag_id, before="1", before_at=ct.c.added_at
         )
-        return set(rc.conn.execute(stmt).scalars())

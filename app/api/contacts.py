@@ -1,9 +1,13 @@
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from app.api.deps import AccountDep, ReadConn, ReadRetryingRoute, WriteConn
 from app.contacts.schemas import Contact, ContactsIn, UpsertResult
 from app.contacts.service import load_contacts, upsert_contacts
 from app.errors import RESPONSES, NotFound
+from app.jobs import service as job_service
+from app.jobs.schemas import History
 from app.types import PathId
 
 router = APIRouter(
@@ -28,3 +32,18 @@ def get_contact(contact_id: PathId, account_id: AccountDep, conn: ReadConn) -> d
 
 def _ok(contact_id: int) -> bool:
     return 0 < contact_id < 2**63
+
+
+@router.get("/{contact_id}/history", operation_id="contact_history", response_model=History)
+def contact_history(
+    contact_id: PathId,
+    account_id: AccountDep,
+    conn: ReadConn,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    before: Annotated[
+        str | None, Query(max_length=400, description="next_before of the previous page")
+    ] = None,
+) -> dict:
+    """The contact's changes recorded by jobs (actions, imports, reverts), newest first:
+    kept AUDIENCE_CHANGE_LOG_DAYS after each job ends."""
+    return job_service.history(conn, account_id, contact_id, limit, before)

@@ -1,12 +1,25 @@
 from fastapi import APIRouter, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, StreamingResponse
 
-from app.api.deps import AccountDep, ReadConn, ReadQueryDep, ReadRetryingRoute, WriteConn
+from app.api.deps import (
+    AccountDep,
+    ReadConn,
+    ReadEngineDep,
+    ReadQueryDep,
+    ReadRetryingRoute,
+    SettingsDep,
+    WriteConn,
+)
+from app.contacts.schemas import Contact, pick
 from app.contacts.service import load_contacts
 from app.errors import IN_USE, NAME_TAKEN, RENAME_CONFLICTS, RESPONSES, ErrorBody
 from app.ratelimit import RESPONSES as RATE_LIMITED
 from app.ratelimit import limit
+from app.selection import export as export_module
 from app.selection import segments as seg
 from app.selection import service
+from app.selection.export import ExportIn
 from app.selection.schemas import CountResult, PreviewIn, PreviewResult, Segment, SegmentIn
 from app.selection.spec import Selection
 from app.types import PathId
@@ -45,10 +58,20 @@ async def preview(body: PreviewIn, account_id: AccountDep, query: ReadQueryDep) 
     """The total and the first contacts (lowest ids first)."""
 
     def work(conn) -> dict:
-        total, ids = service.preview(conn, account_id, body.selection, body.limit, "selection")
-        return {"total": total, "contacts": load_contacts(conn, account_id, ids)}
+        total, ids = service.preview(
+            conn, account_id, body.selection, body.limit + 1, "selection", body.after
+        )
+        more = len(ids) > body.limit
+        ids = ids[: body.limit]
+        contacts = load_contacts(conn, account_id, ids)
+        if body.fields is None:
+            contacts = [Contact(**x).model_dump(mode="json") for x in contacts]
+        else:
+            contacts = [jsonable_encoder(pick(x, body.fields)) for x in contacts]
+        next_after = ids[-1] if more and ids else None
+        return {"total": total, "contacts": contacts, "next_after": next_after}
 
-    return await query(work)
+    return JSONResponse(await query(work))
 
 
 @router.post(
@@ -103,3 +126,40 @@ def delete_segment(segment_id: PathId, account_id: AccountDep, conn: WriteConn) 
     """409 `in_use`, naming each, while a saved segment or rule names it."""
     seg.delete_segment(conn, account_id, segment_id)
     return Response(status_code=204)
+
+
+@router.post(
+    "/selections/export",
+    tags=["selections"],
+    operation_id="export_selection",
+    dependencies=[limit("selections")],
+    response_class=StreamingResponse,
+    responses={
+        **TIMEOUT,
+        200: {
+            "content": {"text/csv": {}, "application/x-ndjson": {}},
+            "description": "Every selected contact, id order, one consistent snapshot",
+        },
+    },
+)
+async def export(
+    body: ExportIn,
+    account_id: AccountDep,
+    query: ReadQueryDep,
+    engine: ReadEngineDep,
+    settings: SettingsDep,
+):
+    """Stream every contact a selection selects, as CSV (a header row; several values
+    joined with `;`; spreadsheet formulas neutralised) or NDJSON, gzipped when the client
+    accepts it. Memory does not grow with the selection."""
+    await query(lambda conn: export_module.check(conn, account_id, body))
+    csv = body.format == "csv"
+    return StreamingResponse(
+        export_module.stream(engine, account_id, body, settings.statement_timeout_s),
+        media_type="text/csv" if csv else "application/x-ndjson",
+        headers={
+            "Content-Disposition": 'attachment; filename="contacts.'
+            + ("csv" if csv else "ndjson")
+            + '"'
+        },
+    )

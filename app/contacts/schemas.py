@@ -222,3 +222,21 @@ class Contact(BaseModel):
     owners: list[str]
     funnels: dict[str, str]
     groups: list[str]
+
+
+def known_fields(fields: list[str]) -> list[str]:
+    """Field names a client may pick (preview, export): a contact's, or `detail:NAME`."""
+    names = list(Contact.model_fields)
+    for f in fields:
+        if f not in names and not (f.startswith("detail:") and len(f) > 7):
+            raise ValueError(f"unknown field '{f}': one of {', '.join(names)} or detail:NAME")
+    if len(set(fields)) != len(fields):
+        raise ValueError("a field is named twice")
+    return fields
+
+
+def pick(contact: dict, fields: list[str]) -> dict:
+    """The contact's `fields` only (`detail:NAME`: that detail, or None)."""
+    return {
+        f: contact["details"].get(f[7:]) if f.startswith("detail:") else contact[f] for f in fields
+    }

@@ -137,6 +137,8 @@ def insert_job(conn: Connection, *, account_id: int, action_types: list[str], **
     job_id = conn.execute(
         sa.insert(j).values(status=Status.QUEUED, account_id=account_id, **values).returning(j.c.id)
     ).scalar_one()
+    if not action_types:  # a revert of a job that changed nothing
+        return job_id
     conn.execute(
         sa.insert(ja),
         [
@@ -151,12 +153,132 @@ def get_job(conn: Connection, account_id: int, job_id: int) -> Row | None:
     return conn.execute(sa.select(j).where(j.c.account_id == account_id, j.c.id == job_id)).first()
 
 
-def list_jobs(conn: Connection, account_id: int, *, limit: int, before: int | None) -> list[Row]:
-    """The account's jobs, newest first, older than job `before` if given."""
+def list_jobs(
+    conn: Connection,
+    account_id: int,
+    *,
+    limit: int,
+    before: int | None,
+    status: str | None = None,
+    kind: str | None = None,
+    action: str | None = None,
+) -> list[Row]:
+    """The account's jobs, newest first, older than job `before` if given; only those of
+    a status, a kind, or with an action of a type, if given."""
     query = sa.select(j).where(j.c.account_id == account_id).order_by(j.c.id.desc()).limit(limit)
     if before is not None:
         query = query.where(j.c.id < before)
+    if status is not None:
+        query = query.where(j.c.status == status)
+    if kind is not None:
+        query = query.where(j.c.kind == kind)
+    if action is not None:
+        query = query.where(
+            sa.exists().where(
+                ja.c.account_id == j.c.account_id, ja.c.job_id == j.c.id, ja.c.type == action
+            )
+        )
     return list(conn.execute(query))
+
+
+def reverted_by(conn: Connection, account_id: int, job_ids: list[int]) -> dict[int, int]:
+    """{job id: the id of the job that reverts it} for those of `job_ids` reverted."""
+    if not job_ids:
+        return {}
+    return dict(
+        conn.execute(
+            sa.select(j.c.reverts, j.c.id).where(
+                j.c.account_id == account_id, j.c.reverts.in_(job_ids)
+            )
+        ).all()
+    )
+
+
+def logged_steps(conn: Connection, account_id: int, job_id: int) -> list[Row]:
+    """(step, action, field) of each step of a job's change log that changed anything, in
+    step order. A step logs one field (a rule's actions are steps of their own), except a
+    detail's or coupon's name, which is the same for a whole step."""
+    cl = t.change_log
+    return list(
+        conn.execute(
+            sa.select(cl.c.step, sa.func.min(cl.c.action), sa.func.min(cl.c.field))
+            .where(cl.c.account_id == account_id, cl.c.job_id == job_id)
+            .group_by(cl.c.step)
+            .order_by(cl.c.step)
+        )
+    )
+
+
+def add_conflicts(conn: Connection, job_id: int, n: int) -> None:
+    conn.execute(sa.update(j).where(j.c.id == job_id).values(conflicts=j.c.conflicts + n))
+
+
+def history(
+    conn: Connection, account_id: int, contact_id: int, *, limit: int, before: tuple | None
+) -> list[Row]:
+    """A contact's logged changes, newest first: (job_id, step) descending, keyset paged."""
+    cl = t.change_log
+    query = (
+        sa.select(
+            cl.c.job_id,
+            cl.c.step,
+            cl.c.field,
+            cl.c.ref,
+            cl.c.action,
+            cl.c.before,
+            cl.c.after,
+            cl.c.at,
+            j.c.kind,
+            j.c.created_by,
+        )
+        .join(j, sa.and_(j.c.account_id == cl.c.account_id, j.c.id == cl.c.job_id))
+        .where(cl.c.account_id == account_id, cl.c.contact_id == contact_id)
+        .order_by(cl.c.job_id.desc(), cl.c.step.desc(), cl.c.field.desc(), cl.c.ref.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(
+            sa.tuple_(cl.c.job_id, cl.c.step, cl.c.field, cl.c.ref) < sa.tuple_(*before)
+        )
+    return list(conn.execute(query))
+
+
+def purge_change_log(conn: Connection, older_than: datetime, batch: int = 50_000) -> int:
+    """Delete up to `batch` change-log rows of one job that ended before `older_than`;
+    once none are left, mark its log purged (a revert is then a 410). Returns the rows
+    deleted (0: nothing to purge). Chosen on the engine's duty, deleted acting for the
+    job's account, a key range a batch (as purge_snapshot)."""
+    engine_duty(conn)
+    found = conn.execute(
+        sa.select(j.c.id, j.c.account_id)
+        .where(
+            j.c.log_purged.is_(False),
+            j.c.status.in_(state.FINISHED),
+            j.c.finished_at < older_than,
+        )
+        .order_by(j.c.id)
+        .limit(1)
+    ).first()
+    if found is None:
+        return 0
+    job_id, account_id = found
+    act_as(conn, account_id)
+    cl = t.change_log
+    mine = sa.and_(cl.c.account_id == account_id, cl.c.job_id == job_id)
+    bound = conn.execute(
+        sa.select(cl.c.step, cl.c.contact_id)
+        .where(mine)
+        .order_by(cl.c.step, cl.c.contact_id)
+        .offset(batch - 1)
+        .limit(1)
+    ).first()
+    doomed = sa.delete(cl).where(mine)
+    if bound is not None:
+        doomed = doomed.where(sa.tuple_(cl.c.step, cl.c.contact_id) <= sa.tuple_(*bound))
+    deleted = conn.execute(doomed).rowcount
+    if bound is None:
+        conn.execute(sa.update(j).where(j.c.id == job_id).values(log_purged=True))
+    return deleted
 
 
 def action_progress(conn: Connection, job_ids: list[int]) -> dict[int, list[dict]]:

@@ -31,6 +31,8 @@ from app.config import Settings
 from app.db import disconnected, engine_duty, for_account
 from app.errors import AudienceError, job_failure
 from app.jobs import repository
+from app.jobs.revert import RevertStep
+from app.jobs.revert import members as revert_members
 from app.jobs.state import Outcome, Status
 from app.selection.service import prepare as prepare_selection
 
@@ -126,7 +128,10 @@ def _run_claimed(engine: Engine, job_id: int, settings: Settings, owner: str) ->
 
 def _handlers(engine: Engine, row: Row) -> list:
     """The job's stored action list, ready to run (creating the tags … it names): the
-    runner's one call into app.actions' preparation."""
+    runner's one call into app.actions' preparation. A revert's are its reverted job's
+    logged steps, turned around."""
+    if row.kind == "revert":
+        return [RevertStep(**step) for step in row.actions]
     with engine.begin() as conn:
         return prepare(conn, row.account_id, ACTIONS.validate_python(row.actions), create=True)
 
@@ -153,7 +158,10 @@ def _take_snapshot(conn: Connection, row: Row, owner: str) -> int:
 
 def _members(conn: Connection, row: Row) -> tuple[sa.Select, sa.Select, datetime]:
     """The job's selection compiled to a query of contact ids and to its count, and its
-    as_of: the runner's one call into the selection pipeline."""
+    as_of: the runner's one call into the selection pipeline. A revert's: the contacts
+    its reverted job's log names."""
+    if row.kind == "revert":
+        return (*revert_members(row.account_id, row.reverts), row.as_of)
     prepared = prepare_selection(conn, row.account_id, row.selection)  # as_of: now, or given
     return prepared.members(), prepared.count(), prepared.as_of
 
@@ -186,6 +194,7 @@ def _apply(
     conn: Connection, row: Row, handlers: list, ids: list[int], now: datetime, settings: Settings
 ) -> None:
     """Every action on one chunk, counted: the runner's one call into app.actions' run."""
+    step = 0
     for position, handler in enumerate(handlers):
         rc = RunContext(
             conn=conn,
@@ -195,7 +204,9 @@ def _apply(
             as_of=row.as_of,
             settings=settings,
             position=position,
+            step=step,
         )
+        step += handler.steps()
         changed = handler.apply(rc, ids)
         if changed:
             repository.add_affected(conn, row.account_id, row.id, position, len(changed))

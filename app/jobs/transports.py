@@ -9,11 +9,12 @@
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
 from app import logs
+from app import tables as t
 from app.config import Settings
 from app.jobs import repository
 from app.jobs.runner import run_job
@@ -80,6 +81,9 @@ class InProcessRunner:
                     self._pool.submit(self._run, job_id)
                 with self.engine.begin() as conn:
                     repository.purge_snapshot(conn)  # a batch a poll: finished jobs' snapshots
+                with self.engine.begin() as conn:  # … and expired change logs
+                    expired = t.utcnow() - timedelta(days=self.settings.change_log_days)
+                    repository.purge_change_log(conn, expired)
             except Exception:  # keep polling whatever happens; the database may come back
                 log.exception("in-process runner poll failed")
             self._wake.wait(self.settings.job_poll_s)

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app import logs
+from app import tables as t
 from app.config import Settings, get_settings
 from app.db import make_engine, normalize_url
 from app.jobs import repository
@@ -64,14 +65,18 @@ async def reap(ctx: dict) -> int:
 
 
 async def tidy(ctx: dict) -> int:
-    """Delete finished jobs' snapshots, a batch a transaction, for up to a few seconds."""
+    """Delete finished jobs' snapshots and expired change logs, a batch a transaction,
+    for up to a few seconds."""
     engine = ctx["engine"]
+    days = ctx["settings"].change_log_days
 
     def purge() -> int:
         deleted, started = 0, time.monotonic()
         while time.monotonic() - started < 5:
             with engine.begin() as conn:
                 n = repository.purge_snapshot(conn)
+            with engine.begin() as conn:
+                n += repository.purge_change_log(conn, t.utcnow() - timedelta(days=days))
             deleted += n
             if n == 0:
                 break

@@ -5,11 +5,13 @@ field, operands of the wrong shape or type, 'to' before 'from', and saved segmen
 unknown, in a cycle, or nested too deep — each at its path in the request. Every problem
 is collected, then raised together. Saved segments come from a SegmentSource (the database
 in the service, a dict in tests); each is checked once however often it is referred to.
+The names a selection uses (its segments' included) are looked up together at the end, one
+query a kind; the tree is then given their ids (Bind), so compiling needs no lookup.
 """
 
 import difflib
-from collections.abc import Callable, Collection
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, fields, replace
 from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
@@ -19,6 +21,7 @@ from app.names import name_key
 from app.selection import spec as s
 from app.selection import tree
 from app.selection.operators import OPERATORS, Kind, OperandError, Operator, operators_for
+from app.selection.visitor import Visitor
 
 MAX_SEGMENT_DEPTH = 16
 # What one request may expand to, saved segments counted at every use: conditions, and
@@ -39,7 +42,9 @@ class NameSource(Protocol):
     """What exists in the account. Keys are name keys (mailings: ids; stages: (funnel key,
     stage key) pairs)."""
 
-    def existing(self, kind: NameKind, keys: Collection) -> Collection: ...
+    def existing(self, kind: NameKind, keys: Collection) -> Mapping:
+        """The id of each of `keys` that exists."""
+        ...
 
     def names(self, kind: NameKind, funnel: str | None = None) -> list[str]:
         """Names to offer instead of an unknown one (a funnel's stages for "stage")."""
@@ -60,6 +65,8 @@ def check_selection(
     at = Checking(segments, names, saving=saving)
     body = at.body(selection, prefix)
     at.finish()
+    if names is not None:
+        body = Bind(at.references.ids).body(body)
     return tree.Selection(body, selection.deleted, selection.as_of)
 
 
@@ -70,7 +77,7 @@ def check_condition(
     at = Checking(segments, names)
     node = at.condition(condition, path)
     at.finish()
-    return node
+    return node if names is None else Bind(at.references.ids).visit(node)
 
 
 def parse_selection(data: Any, prefix: str = "selection") -> s.Selection:
@@ -273,6 +280,7 @@ class References:
     def __init__(self, source: NameSource | None):
         self.source = source
         self.found: list[Reference] = []
+        self.ids: dict[NameKind, Mapping] = {}  # kind → {key: id} of those that exist
         self._names: dict[tuple, dict[str, str]] = {}  # (kind, funnel key) → key → name
         self._offered: dict[tuple, str] = {}  # (kind, funnel key, key) → what say() offers
 
@@ -285,8 +293,8 @@ class References:
             return []
         assert self.source is not None
         funnels = {r.key for r in self.found if r.kind == "funnel"}
-        existing = {
-            kind: set(self.source.existing(kind, {r.key for r in self.found if r.kind == kind}))
+        existing = self.ids = {
+            kind: self.source.existing(kind, {r.key for r in self.found if r.kind == kind})
             for kind in {r.kind for r in self.found}
         }
         errors = []
@@ -329,3 +337,69 @@ class References:
             either = f"; did you mean {', '.join(offered[:-1])} or {offered[-1]}?"
         self._offered[key] = either
         return either
+
+
+class Bind(Visitor[tree.Node]):
+    """The checked tree again, each selector given the ids of the names it holds (found
+    by References: every name exists once the check has passed). Saved segments stay
+    shared: one bound segment however often it is used."""
+
+    def __init__(self, ids: Mapping[NameKind, Mapping]):
+        self.ids = ids
+        self._segments: dict[int, tree.SavedSegment] = {}
+
+    def _of(self, kind: NameKind, keys) -> tuple[int, ...]:
+        found = self.ids.get(kind, {})
+        return tuple(found[key] for key in keys)
+
+    def body(self, body: tree.Body) -> tree.Body:
+        return tree.Body(
+            include=tuple(self.visit(n) for n in body.include),
+            exclude=tuple(self.visit(n) for n in body.exclude),
+            filter=None if body.filter is None else self.visit(body.filter),
+        )
+
+    def visit_and(self, node: tree.And) -> tree.Node:
+        return tree.And(tuple(self.visit(n) for n in node.items))
+
+    def visit_or(self, node: tree.Or) -> tree.Node:
+        return tree.Or(tuple(self.visit(n) for n in node.items))
+
+    def visit_not(self, node: tree.Not) -> tree.Node:
+        return tree.Not(self.visit(node.item))
+
+    def visit_tag_selector(self, node: tree.TagSelector) -> tree.Node:
+        return replace(node, ids=self._of("tag", node.keys))
+
+    def visit_funnel_selector(self, node: tree.FunnelSelector) -> tree.Node:
+        (funnel_id,) = self._of("funnel", [node.funnel])
+        stages = None
+        if node.stages is not None:
+            stages = self._of("stage", [(node.funnel, stage) for stage in node.stages])
+        return replace(node, funnel_id=funnel_id, stage_ids=stages)
+
+    def visit_mailing_selector(self, node: tree.MailingSelector) -> tree.Node:
+        return node  # named by id already
+
+    def visit_group_selector(self, node: tree.GroupSelector) -> tree.Node:
+        return replace(node, ids=self._of("group", node.keys))
+
+    def visit_segment_selector(self, node: tree.SegmentSelector) -> tree.Node:
+        return tree.SegmentSelector(tuple(self.segment(s) for s in node.segments))
+
+    def segment(self, segment: tree.SavedSegment) -> tree.SavedSegment:
+        bound = self._segments.get(id(segment))
+        if bound is None:
+            bound = self._segments[id(segment)] = tree.SavedSegment(
+                segment.key, self.body(segment.body)
+            )
+        return bound
+
+    def visit_field_test(self, node: tree.FieldTest) -> tree.Node:
+        return node
+
+    def visit_detail_test(self, node: tree.DetailTest) -> tree.Node:
+        return node
+
+    def visit_event_test(self, node: tree.EventTest) -> tree.Node:
+        return node

@@ -10,6 +10,7 @@ tag/group/mailing selectors in an OR merge into one semi-join.
 
 import calendar
 import math
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -27,7 +28,17 @@ from app.selection.operators import (
     holds_sql,
     shift,
 )
-from app.selection.sql import Member, balanced, email_domain, fold, like_pattern, number
+from app.selection.sql import (
+    AllOf,
+    Inline,
+    Member,
+    balanced,
+    email_domain,
+    fold,
+    ids_in,
+    like_pattern,
+    number,
+)
 from app.selection.visitor import Visitor
 
 c = t.contacts
@@ -49,7 +60,8 @@ def selection_where(selection: tree.Selection, ctx: Context) -> ColumnElement[bo
         "only": c.c.deleted.is_(sa.true()),
         "include": sa.true(),
     }[selection.deleted]
-    return sa.and_(c.c.account_id == ctx.account_id, deleted, Compiler(ctx).body(selection.body))
+    where = Compiler(ctx, segment_uses(selection.body)).body(selection.body)
+    return sa.and_(c.c.account_id == ctx.account_id, deleted, where)
 
 
 def compile_selection(selection: tree.Selection, ctx: Context) -> sa.Select:
@@ -63,13 +75,15 @@ def count_query(selection: tree.Selection, ctx: Context) -> sa.Select:
 
 def condition_sql(node: tree.Node, ctx: Context) -> ColumnElement[bool]:
     """A checked condition (a rule's) as a predicate over `contacts`."""
-    return Compiler(ctx).visit(node)
+    return Compiler(ctx, segment_uses(tree.Body(filter=node))).visit(node)
 
 
 class Compiler(Visitor[ColumnElement[bool]]):
-    def __init__(self, ctx: Context):
+    def __init__(self, ctx: Context, uses: Counter[int] | None = None):
         self.ctx = ctx
+        self.uses = uses or Counter()  # id of a SavedSegment → its uses in the statement
         self._segments: dict[int, sa.CTE] = {}  # id of a SavedSegment → its CTE
+        self._inline: dict[int, ColumnElement[bool]] = {}  # → its body, inline
 
     def segment(self, segment: tree.SavedSegment) -> sa.CTE:
         """A saved segment's members, compiled once per statement however often it is
@@ -85,10 +99,22 @@ class Compiler(Visitor[ColumnElement[bool]]):
         return found
 
     def body(self, body: tree.Body) -> ColumnElement[bool]:
-        include = self.any_of(body.include) if body.include else sa.true()
-        exclude = sa.not_(self.any_of(body.exclude)) if body.exclude else sa.true()
+        included = merge_siblings(body.include)
+        excluded = merge_siblings(body.exclude)
+        if one_row := one_recipient_row(included, excluded):
+            mailing, event, not_events, excluded = one_row
+            include = self.one_mailing_rows(mailing, event, not_events)
+        else:
+            include = self.any_of(body.include) if body.include else sa.true()
+        exclude = sa.not_(self.any_of(tuple(excluded))) if excluded else sa.true()
         where = self.visit(body.filter) if body.filter is not None else sa.true()
         return sa.and_(include, exclude, where)
+
+    def one_mailing_rows(self, mailing: int, event: str, not_events: list[str]) -> Member:
+        """Contacts whose row of `mailing` is `event` and none of `not_events`."""
+        r = t.mailing_recipients
+        rows = self.links(r, r.c.mailing_id, [mailing]).where(recipient_event(event))
+        return Member(rows.where(*(sa.not_(recipient_event(e)) for e in not_events)))
 
     def any_of(self, nodes: tuple[tree.Node, ...]) -> ColumnElement[bool]:
         """OR of nodes; an empty OR is false."""
@@ -109,62 +135,53 @@ class Compiler(Visitor[ColumnElement[bool]]):
     # --- selectors --------------------------------------------------------------------
 
     def visit_tag_selector(self, node: tree.TagSelector) -> ColumnElement[bool]:
-        ct, account_id = t.contact_tags, self.ctx.account_id
-        tag_ids = sa.select(t.tags.c.id).where(
-            t.tags.c.account_id == account_id, t.tags.c.name_key.in_(node.keys)
-        )
-        having = sa.select(ct.c.contact_id).where(
-            ct.c.account_id == account_id, ct.c.tag_id.in_(tag_ids)
-        )
-        if node.match_all:
-            having = having.group_by(ct.c.contact_id).having(sa.func.count() == len(node.keys))
-        return Member(having)
+        """Some tag: one probe of the (account, tag, contact) index for all of them. Every
+        tag (`match: all`): a semi-join a tag, which the planner joins from the rarest;
+        past MERGE_TAGS_IN_AND tags, one probe grouped and counted."""
+        ct, ids = t.contact_tags, bound(node.ids)
+        if not node.match_all:
+            return Member(self.links(ct, ct.c.tag_id, ids))
+        if len(ids) > MERGE_TAGS_IN_AND:
+            grouped = self.links(ct, ct.c.tag_id, ids).group_by(ct.c.contact_id)
+            return Member(grouped.having(sa.func.count() == len(ids)))
+        return AllOf([Member(self.links(ct, ct.c.tag_id, [id_])) for id_ in ids])
 
     def visit_funnel_selector(self, node: tree.FunnelSelector) -> ColumnElement[bool]:
-        cf, account_id = t.contact_funnels, self.ctx.account_id
-        funnel_ids = sa.select(t.funnels.c.id).where(
-            t.funnels.c.account_id == account_id, t.funnels.c.name_key == node.funnel
-        )
-        query = sa.select(cf.c.contact_id).where(
-            cf.c.account_id == account_id, cf.c.funnel_id.in_(funnel_ids)
-        )
-        if node.stages:
-            stage_ids = sa.select(t.stages.c.id).where(
-                t.stages.c.account_id == account_id,
-                t.stages.c.funnel_id.in_(funnel_ids),
-                t.stages.c.name_key.in_(node.stages),
-            )
-            query = query.where(cf.c.stage_id.in_(stage_ids))
+        cf = t.contact_funnels
+        query = self.links(cf, cf.c.funnel_id, [bound(node.funnel_id)])
+        if node.stages is not None:
+            query = query.where(ids_in(cf.c.stage_id, bound(node.stage_ids)))
         return Member(query)
 
     def visit_mailing_selector(self, node: tree.MailingSelector) -> ColumnElement[bool]:
         r = t.mailing_recipients
-        event = {
-            "sent": sa.true(),
-            "opened": r.c.opened_at.is_not(None),
-            "not_opened": r.c.opened_at.is_(None),
-            "clicked": r.c.clicked_at.is_not(None),
-            "bounced": r.c.bounced.is_(sa.true()),
-        }[node.event]
-        query = sa.select(r.c.contact_id).where(
-            r.c.account_id == self.ctx.account_id, r.c.mailing_id.in_(node.mailings), event
-        )
-        return Member(query)
+        rows = self.links(r, r.c.mailing_id, node.mailings)
+        return Member(rows.where(recipient_event(node.event)))
 
     def visit_group_selector(self, node: tree.GroupSelector) -> ColumnElement[bool]:
-        gm, account_id = t.group_members, self.ctx.account_id
-        group_ids = sa.select(t.groups.c.id).where(
-            t.groups.c.account_id == account_id, t.groups.c.name_key.in_(node.keys)
-        )
-        return Member(
-            sa.select(gm.c.contact_id).where(
-                gm.c.account_id == account_id, gm.c.group_id.in_(group_ids)
-            )
+        gm = t.group_members
+        return Member(self.links(gm, gm.c.group_id, bound(node.ids)))
+
+    def links(self, table: sa.Table, column, ids) -> sa.Select:
+        """The contacts linked to any of `ids` in a link table: one index probe."""
+        return sa.select(table.c.contact_id).where(
+            table.c.account_id == self.ctx.account_id, ids_in(column, ids)
         )
 
     def visit_segment_selector(self, node: tree.SegmentSelector) -> ColumnElement[bool]:
-        members = [Member(sa.select(self.segment(s).c.id)) for s in node.segments]
-        return balanced(sa.or_, members, sa.false())
+        return balanced(sa.or_, [self.members_of(s) for s in node.segments], sa.false())
+
+    def members_of(self, segment: tree.SavedSegment) -> ColumnElement[bool]:
+        """A contact is in a saved segment: used once in the statement, the segment's
+        body inline, over the same row (negated: an anti-join on its CTE); used more
+        often, a semi-join on its CTE, computed once."""
+        member = Member(sa.select(self.segment(segment).c.id))
+        if self.uses[id(segment)] != 1:
+            return member
+        inline = self._inline.get(id(segment))
+        if inline is None:
+            inline = self._inline[id(segment)] = self.body(segment.body)
+        return Inline(inline, sa.not_(member))
 
     # --- tests ------------------------------------------------------------------------
 
@@ -192,6 +209,8 @@ class Compiler(Visitor[ColumnElement[bool]]):
             case "tag_count":
                 ct = t.contact_tags
                 source = sa.select(ct.c.contact_id).where(ct.c.account_id == self.ctx.account_id)
+                if (rows := self.existence(op, operand)) is not None:
+                    return Member(source) if rows else sa.not_(Member(source))
                 return self.aggregate(source, sa.func.count(), f.kind, op, operand, default=0)
 
     def visit_detail_test(self, node: tree.DetailTest) -> ColumnElement[bool]:
@@ -219,6 +238,8 @@ class Compiler(Visitor[ColumnElement[bool]]):
             "last_at": (sa.func.max(e.c.occurred_at), None),
         }[node.agg]
         kind = tree.AGGREGATE_KINDS[node.agg]
+        if node.agg == "count" and (rows := self.existence(node.op, node.operand)) is not None:
+            return Member(source) if rows else sa.not_(Member(source))
         return self.aggregate(source, agg, kind, node.op, node.operand, default)
 
     def event_filter(self, f: tree.EventFilter) -> list[ColumnElement[bool]]:
@@ -270,20 +291,99 @@ class Compiler(Visitor[ColumnElement[bool]]):
             return Member(grouped.having(test))
         return sa.not_(Member(grouped.having(sa.not_(test))))
 
+    def existence(self, op: Operator, operand) -> bool | None:
+        """Whether a test on a count of rows only asks if there is one: True when it holds
+        for any count but 0 ("at least one"), False when for 0 alone ("none"), None when it
+        asks more. Then a semi-join (an anti-join) answers it, nothing counted."""
+        monotone = op.name in ("gt", "gte", "lt", "lte") or (
+            op.name in ("eq", "ne") and operand == 0
+        )
+        if not monotone:
+            return None
+        at = [holds(op, "number", n, operand, self.ctx) for n in (0, 1, 2**62)]
+        if at[0] == at[1] or at[1] != at[2]:
+            return None
+        return at[1]
+
+
+def segment_uses(body: tree.Body) -> Counter[int]:
+    """How often each saved segment is referred to in the statement compiled from `body`:
+    each segment's own body is compiled once (a CTE, or inline where it is used once), so
+    its references count once however often the segment is used."""
+    uses: Counter[int] = Counter()
+
+    def walk(node: tree.Node | None) -> None:
+        if isinstance(node, tree.And | tree.Or):
+            for item in node.items:
+                walk(item)
+        elif isinstance(node, tree.Not):
+            walk(node.item)
+        elif isinstance(node, tree.SegmentSelector):
+            for segment in node.segments:
+                uses[id(segment)] += 1
+                if uses[id(segment)] == 1:
+                    walk_body(segment.body)
+
+    def walk_body(b: tree.Body) -> None:
+        for node in (*b.include, *b.exclude, b.filter):
+            walk(node)
+
+    walk_body(body)
+    return uses
+
+
+def recipient_event(event: str) -> ColumnElement[bool]:
+    """What a mailing_recipients row says of `event` (two-valued)."""
+    r = t.mailing_recipients
+    return {
+        "sent": sa.true(),
+        "opened": r.c.opened_at.is_not(None),
+        "not_opened": r.c.opened_at.is_(None),
+        "clicked": r.c.clicked_at.is_not(None),
+        "bounced": r.c.bounced.is_(sa.true()),
+    }[event]
+
+
+def one_recipient_row(
+    included: list[tree.Node], excluded: list[tree.Node]
+) -> tuple[int, str, list[str], list[tree.Node]] | None:
+    """Received mailing M (some event) minus contacts with other events of M: both read
+    the one row a contact has for M, so one probe answers them (`event AND NOT other`)
+    instead of a semi-join and an anti-join. (mailing, event, the other events, what else
+    is excluded), or None when the body is not of that shape."""
+    if len(included) != 1:
+        return None
+    (node,) = included
+    if not isinstance(node, tree.MailingSelector) or len(node.mailings) != 1:
+        return None
+    same = [
+        n for n in excluded if isinstance(n, tree.MailingSelector) and n.mailings == node.mailings
+    ]
+    if not same:
+        return None
+    rest = [n for n in excluded if not any(n is m for m in same)]
+    return node.mailings[0], node.event, [n.event for n in same], rest  # type: ignore[misc]
+
+
+def bound(ids):
+    """The ids the check pass gave a node: compiling needs them."""
+    assert ids is not None, "compile a tree checked with a NameSource (its names' ids)"
+    return ids
+
 
 def merge_siblings(nodes: tuple[tree.Node, ...]) -> list[tree.Node]:
     """Sibling selectors of one kind in an OR as one selector: one index probe with
     `IN (…)` instead of one per selector."""
-    tags: set[str] = set()
-    groups: set[str] = set()
+    tags: dict[str, int | None] = {}
+    groups: dict[str, int | None] = {}
     mailings: dict[str, set[int]] = {}
     segments: dict[int, tree.SavedSegment] = {}
     rest: list[tree.Node] = []
     for node in nodes:
         if isinstance(node, tree.TagSelector) and not node.match_all:
-            tags.update(node.keys)
+            tags.update(_by_key(node.keys, node.ids))
         elif isinstance(node, tree.GroupSelector):
-            groups.update(node.keys)
+            groups.update(_by_key(node.keys, node.ids))
         elif isinstance(node, tree.SegmentSelector):
             segments.update((id(s), s) for s in node.segments)
         elif isinstance(node, tree.MailingSelector):
@@ -292,9 +392,11 @@ def merge_siblings(nodes: tuple[tree.Node, ...]) -> list[tree.Node]:
             rest.append(node)
     merged: list[tree.Node] = []
     if tags:
-        merged.append(tree.TagSelector(tuple(sorted(tags))))
+        keys, ids = _keys_ids(tags)
+        merged.append(tree.TagSelector(keys, ids=ids))
     if groups:
-        merged.append(tree.GroupSelector(tuple(sorted(groups))))
+        keys, ids = _keys_ids(groups)
+        merged.append(tree.GroupSelector(keys, ids=ids))
     for event, ids in mailings.items():
         merged.append(tree.MailingSelector(tuple(sorted(ids)), event))  # type: ignore[arg-type]
     if segments:
@@ -314,9 +416,20 @@ def all_tags_at_once(nodes: tuple[tree.Node, ...]) -> list[tree.Node]:
     ]
     if len(tags) <= MERGE_TAGS_IN_AND:
         return list(nodes)
-    keys = tuple(sorted({k for n in tags for k in n.keys}))
+    keys, ids = _keys_ids({k: i for n in tags for k, i in _by_key(n.keys, n.ids).items()})
     rest = [n for n in nodes if not any(n is t for t in tags)]
-    return [tree.TagSelector(keys, match_all=len(keys) > 1), *rest]
+    return [tree.TagSelector(keys, match_all=len(keys) > 1, ids=ids), *rest]
+
+
+def _by_key(keys: tuple[str, ...], ids: tuple[int, ...] | None) -> dict[str, int | None]:
+    return dict(zip(keys, ids or [None] * len(keys), strict=True))
+
+
+def _keys_ids(by_key: dict[str, int | None]) -> tuple[tuple[str, ...], tuple[int, ...] | None]:
+    """Keys in order and their ids (None when names were not looked up)."""
+    keys = tuple(sorted(by_key))
+    ids = tuple(by_key[k] for k in keys)
+    return keys, None if None in ids else ids  # type: ignore[return-value]
 
 
 # --- age ----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.selection.sql import OneOf, fold, like_pattern, month_day, number
+from app.selection.sql import OneOf, folding, like_pattern, month_day, number
 
 Kind = Literal["text", "enum", "number", "date", "datetime", "bool"]
 TEXTUAL: frozenset[Kind] = frozenset({"text", "enum"})
@@ -60,17 +60,19 @@ class Subject:
             return sa.and_(self.expr.is_not(None), self.expr != "")
         return self.expr.is_not(None)
 
-    def _side(self):
-        return fold(self.expr) if self.kind in TEXTUAL and not self.lowered else self.expr
+    def _side(self, value):
+        if self.kind in TEXTUAL and not self.lowered:
+            return folding(value)(self.expr)
+        return self.expr
 
     def _operand(self, value):
         if self.kind in TEXTUAL:
-            return value.lower() if self.lowered else fold(sa.literal(value, sa.Text()))
+            return value.lower() if self.lowered else folding(value)(sa.literal(value, sa.Text()))
         return number(value) if self.kind == "number" else value
 
     def compare(self, relation: str, value) -> ColumnElement[bool]:
         """`value RELATION operand`, relation one of = < <= > >=."""
-        return RELATIONS[relation](self._side(), self._operand(value))
+        return RELATIONS[relation](self._side(value), self._operand(value))
 
     def one_of(self, values: list) -> ColumnElement[bool]:
         """`value IN values`, the list bound as one parameter (sql.OneOf)."""
@@ -79,17 +81,18 @@ class Subject:
         distinct = sorted(set(values), key=str)
         if self.kind == "number":
             whole = all(isinstance(v, int) for v in distinct)
-            return OneOf(self.expr, distinct, sa.BigInteger() if whole else sa.Numeric())
+            return OneOf(self.expr, distinct, "bigint" if whole else "numeric")
         if self.kind in TEXTUAL:
             if self.lowered:
-                return OneOf(self.expr, sorted({v.lower() for v in distinct}), sa.Text())
-            return OneOf(self.expr, distinct, sa.Text(), folded=True)
+                return OneOf(self.expr, sorted({v.lower() for v in distinct}), "text")
+            return OneOf(self.expr, distinct, "text", folded=True)
         return self.expr.in_([self._operand(v) for v in distinct])  # dates, times, true/false
 
     def like(self, pattern: str) -> ColumnElement[bool]:
         if self.lowered:
             return self.expr.like(pattern.lower(), escape="/")
-        return fold(self.expr).like(fold(sa.literal(pattern, sa.Text())), escape="/")
+        folded = folding(pattern)
+        return folded(self.expr).like(folded(sa.literal(pattern, sa.Text())), escape="/")
 
     def month_day(self):
         return month_day(self.expr)

@@ -73,30 +73,31 @@ class AccountNames:
         self.conn = conn
         self.account_id = account_id
 
-    def existing(self, kind: str, keys) -> set:
+    def existing(self, kind: str, keys) -> dict:
+        """{key: id} of the keys that exist (one query)."""
         if not keys:
-            return set()
+            return {}
         if kind == "mailing":
             m = t.mailings
             query = sa.select(m.c.id).where(
                 m.c.account_id == self.account_id, in_values(self.conn, m.c.id, sorted(keys))
             )
-            return set(self.conn.execute(query).scalars())
+            return {id_: id_ for id_ in self.conn.execute(query).scalars()}
         if kind == "stage":
             f, st = t.funnels, t.stages
             funnels = sorted({funnel for funnel, _ in keys})
-            query = (
-                sa.select(f.c.name_key, st.c.name_key)
+            rows = self.conn.execute(
+                sa.select(f.c.name_key, st.c.name_key, st.c.id)
                 .join(st, st.c.funnel_id == f.c.id)
                 .where(f.c.account_id == self.account_id, f.c.name_key.in_(funnels))
             )
-            return set(map(tuple, self.conn.execute(query).all()))
+            return {(funnel, stage): id_ for funnel, stage, id_ in rows}
         table = NAMED[kind]
-        query = sa.select(table.c.name_key).where(
+        query = sa.select(table.c.name_key, table.c.id).where(
             table.c.account_id == self.account_id,
             in_values(self.conn, table.c.name_key, sorted(keys), sa.Text),
         )
-        return set(self.conn.execute(query).scalars())
+        return {key: id_ for key, id_ in self.conn.execute(query)}
 
     def names(self, kind: str, funnel: str | None = None) -> list[str]:
         if kind == "stage":

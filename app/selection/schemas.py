@@ -1,8 +1,8 @@
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.contacts.schemas import Contact
+from app.contacts.schemas import Contact, known_fields
 from app.names import Name
 from app.selection.spec import Selection
 
@@ -22,11 +22,28 @@ class PreviewIn(BaseModel):
     )
     selection: Selection = Field(default_factory=Selection)
     limit: int = Field(default=20, ge=0, le=1000)
+    after: int | None = Field(
+        None, ge=1, le=2**63 - 1, description="next_after of the previous page: contacts past it"
+    )
+    fields: list[str] | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="Only these contact fields (and `detail:NAME`) in each contact",
+    )
+
+    @field_validator("fields")
+    @classmethod
+    def _known(cls, fields: list[str] | None) -> list[str] | None:
+        return None if fields is None else known_fields(fields)
 
 
 class PreviewResult(BaseModel):
     total: int
-    contacts: list[Contact]
+    contacts: list[Contact] = Field(description="Whole contacts, or only the `fields` asked for")
+    next_after: int | None = Field(
+        None, description="Pass as `after` for the next page; null on the last page"
+    )
 
 
 class SegmentIn(BaseModel):

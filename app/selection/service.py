@@ -76,12 +76,20 @@ def count(conn: Connection, account_id: int, selection: s.Selection, prefix: str
 
 
 def preview(
-    conn: Connection, account_id: int, selection: s.Selection, limit: int, prefix: str = ""
+    conn: Connection,
+    account_id: int,
+    selection: s.Selection,
+    limit: int,
+    prefix: str = "",
+    after: int | None = None,
 ) -> tuple[int, list[int]]:
-    """The count and the first `limit` ids (lowest first), checked once."""
+    """The count and the first `limit` ids (lowest first; past `after` if given),
+    checked once."""
     prepared = prepare(conn, account_id, selection, prefix)
     total = conn.execute(prepared.count()).scalar_one()
     first = prepared.members().order_by(t.contacts.c.id).limit(limit)
+    if after is not None:
+        first = first.where(t.contacts.c.id > after)
     return total, list(conn.execute(first).scalars())
 
 

@@ -2,6 +2,7 @@
 and e-mail functions on both databases, exact fractional operands, semi- and anti-joins,
 and AND/OR trees SQLite can parse."""
 
+import json
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -71,6 +72,13 @@ def _fold_pg(element, compiler, **kw):
 def _fold_default(element, compiler, **kw):
     # SQLite's lower is app.db's, which already folds like PostgreSQL's.
     return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+def folding(*operands: str):
+    """How to fold a text compared with these operands: `fold`, or plain `lower` when no
+    operand holds a sigma. Then the two agree (fold only turns 'ς' into 'σ', and an
+    operand without either matches neither), and lower() alone costs less a row."""
+    return fold if any(ch in text for text in operands for ch in "Σσς") else sa.func.lower
 
 
 class ExactNumber(sa.types.TypeDecorator):
@@ -169,22 +177,109 @@ def _member_sql(element: Member, compiler, **kw) -> str:
     return compiler.process(sa.not_(correlated.exists()), **kw)
 
 
+class Inline(ColumnElement):
+    """A predicate shown as it is, whose negation takes another form: a saved segment
+    used once is its body inline (one scan of contacts, not a join of two); negated, an
+    anti-join on its members (never a NOT over semi-joins)."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+    _is_implicitly_boolean = True
+    _traverse_internals = [
+        ("shown", InternalTraversal.dp_clauseelement),
+        ("negation", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, shown: ColumnElement, negation: ColumnElement):
+        self.shown = shown
+        self.negation = negation
+
+    def _negate(self) -> "Inline":
+        return Inline(self.negation, self.shown)
+
+
+@compiles(Inline)
+def _inline_sql(element: Inline, compiler, **kw) -> str:
+    return compiler.process(Paren(element.shown), **kw)
+
+
+class AllOf(ColumnElement):
+    """Semi-joins that must all hold (`id IN (…) AND id IN (…)`: the planner joins them
+    from the rarest); negated, `NOT EXISTS (…) OR NOT EXISTS (…)`, anti-join probes, never
+    a NOT over IN."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+    _is_implicitly_boolean = True
+    _traverse_internals = [
+        ("members", InternalTraversal.dp_clauseelement_tuple),
+        ("negated", InternalTraversal.dp_boolean),
+    ]
+
+    def __init__(self, members: list[Member], negated: bool = False):
+        self.members = tuple(members)
+        self.negated = negated
+
+    def _negate(self) -> "AllOf":
+        return AllOf(list(self.members), not self.negated)
+
+
+@compiles(AllOf)
+def _all_of_sql(element: AllOf, compiler, **kw) -> str:
+    if element.negated:
+        clause = balanced(sa.or_, [sa.not_(m) for m in element.members], sa.false())
+    else:
+        clause = balanced(sa.and_, list(element.members), sa.true())
+    return compiler.process(Paren(clause), **kw)
+
+
+class ValueList(sa.types.TypeDecorator):
+    """A list of values bound as ONE parameter: an array of `kind` on PostgreSQL, JSON
+    text on SQLite (read back by json_each). `kind` is "bigint", "numeric" or "text" (a
+    name, so statements that differ only in their values share one compiled form)."""
+
+    impl = sa.types.NullType
+    cache_ok = True
+    KINDS = {"bigint": sa.BigInteger, "numeric": sa.Numeric, "text": sa.Text}
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import ARRAY
+
+            return dialect.type_descriptor(ARRAY(self.KINDS[self.kind]()))
+        return dialect.type_descriptor(sa.String())
+
+    def process_bind_param(self, value, dialect):
+        if dialect.name != "postgresql":
+            return json.dumps(value)
+        if self.kind == "numeric":
+            return [Decimal(repr(v)) if isinstance(v, float) else Decimal(v) for v in value]
+        return value
+
+
 class OneOf(ColumnElement):
     """`expr IN values` bound as ONE parameter however many values there are: an array on
     PostgreSQL (`= ANY`, or `IN (SELECT … unnest)` when folded), a JSON text on SQLite
-    (`IN (SELECT value FROM json_each(?))`). No statement text grows with the list and no
-    parameter limit is reached. `folded`: compare ignoring case (sql.fold on both sides).
-
-    Not cached (inherit_cache = False): its parameter is made when it is compiled."""
+    (`IN (SELECT value FROM json_each(?))`). No statement text grows with the list, no
+    parameter limit is reached, and the compiled statement is cached whatever the values.
+    `folded`: compare ignoring case (sql.fold on both sides)."""
 
     type = sa.Boolean()
-    inherit_cache = False
+    inherit_cache = True
     _is_implicitly_boolean = True
+    _traverse_internals = [
+        ("expr", InternalTraversal.dp_clauseelement),
+        ("param", InternalTraversal.dp_clauseelement),
+        ("folded", InternalTraversal.dp_boolean),
+    ]
 
-    def __init__(self, expr, values: list, kind: sa.types.TypeEngine, *, folded: bool = False):
+    def __init__(self, expr, values: list, kind: str, *, folded: bool = False):
         self.expr = expr
-        self.values = values
-        self.kind = kind
+        self.param = sa.bindparam(None, list(values), type_=ValueList(kind))
         self.folded = folded
 
 
@@ -192,10 +287,7 @@ class OneOf(ColumnElement):
 def _one_of_pg(element: OneOf, compiler, **kw) -> str:
     from sqlalchemy.dialects.postgresql import ARRAY
 
-    values = element.values
-    if isinstance(element.kind, sa.Numeric):
-        values = [Decimal(repr(v)) if isinstance(v, float) else Decimal(v) for v in values]
-    array = sa.cast(sa.bindparam(None, values, type_=ARRAY(element.kind)), ARRAY(element.kind))
+    array = sa.cast(element.param, ARRAY(ValueList.KINDS[element.param.type.kind]()))
     if not element.folded:
         return compiler.process(element.expr == sa.any_(array), **kw)
     each = sa.func.unnest(array).table_valued("value").render_derived()
@@ -204,10 +296,16 @@ def _one_of_pg(element: OneOf, compiler, **kw) -> str:
 
 @compiles(OneOf)
 def _one_of_default(element: OneOf, compiler, **kw) -> str:
-    import json
-
-    param = sa.bindparam(None, json.dumps(element.values), type_=sa.String)
-    each = sa.func.json_each(param).table_valued("value")
+    each = sa.func.json_each(element.param).table_valued("value")
     if not element.folded:
         return compiler.process(element.expr.in_(sa.select(each.c.value)), **kw)
     return compiler.process(fold(element.expr).in_(sa.select(fold(each.c.value))), **kw)
+
+
+def ids_in(column, ids) -> ColumnElement[bool]:
+    """`column` is one of `ids` (ids the check pass looked up, bound as values the planner
+    sees): `= :id` for one, one array (or JSON) parameter for more (OneOf)."""
+    ids = list(ids)
+    if len(ids) == 1:
+        return column == ids[0]
+    return OneOf(column, ids, "bigint")

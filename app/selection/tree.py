@@ -4,8 +4,10 @@ Every node is a frozen dataclass. Each says which parsed node it is made from
 (`parsed_from`) and how (`checked`, calling on the check pass for everything that can be
 wrong: operators, operands, saved segments); everything wrong is a 422 there and then, so
 the passes that read this tree (compile, the test oracle) never meet a user error. Names
-are kept as their case-folded keys; saved segments are resolved into their own checked
-bodies (one object per segment, however often it is referred to).
+are kept as their case-folded keys and, once the check pass has looked them up (one query
+a kind for the whole request), with their ids (`ids`, None when names were not looked up),
+which the compiler binds as values the planner sees; saved segments are resolved into their
+own checked bodies (one object per segment, however often it is referred to).
 
 A pass over the tree subclasses visitor.Visitor: it must handle every node kind listed
 in KINDS, or it fails at import.
@@ -95,6 +97,7 @@ class TagSelector(Node):
     parsed_from = s.TagSelector
     keys: tuple[str, ...]
     match_all: bool = False
+    ids: tuple[int, ...] | None = None  # the tags' ids, in the order of keys
 
     @classmethod
     def checked(cls, parsed: s.TagSelector, at: Checking, path: str) -> TagSelector:
@@ -108,6 +111,8 @@ class FunnelSelector(Node):
     parsed_from = s.FunnelSelector
     funnel: str
     stages: tuple[str, ...] | None
+    funnel_id: int | None = None
+    stage_ids: tuple[int, ...] | None = None  # in the order of stages
 
     @classmethod
     def checked(cls, parsed: s.FunnelSelector, at: Checking, path: str) -> FunnelSelector:
@@ -136,6 +141,7 @@ class MailingSelector(Node):
 class GroupSelector(Node):
     parsed_from = s.GroupSelector
     keys: tuple[str, ...]
+    ids: tuple[int, ...] | None = None  # the groups' ids, in the order of keys
 
     @classmethod
     def checked(cls, parsed: s.GroupSelector, at: Checking, path: str) -> GroupSelector:

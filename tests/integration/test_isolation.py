@@ -190,7 +190,9 @@ class World:
     def new_b(self) -> Account:
         b = build(Scoped(self.app, new_key(self.engine, "B")), B_DATA)
         coupons = [{"type": "generate_coupons", "name": "XMAS", "length": 8}]
-        b.jobs["coupons"] = finish(b.client, submit(b.client, {"actions": coupons}))["id"]
+        b.jobs["coupons"] = finish(
+            b.client, submit(b.client, {"selection": {}, "actions": coupons})
+        )["id"]
         assert b.client.count({}) == B_LIVE
         return b
 
@@ -592,6 +594,75 @@ def get_job_output(w: World, b: Account, walk: Walk) -> None:
     walk(200, args={"job_id": b.jobs["coupons"]})
 
 
+@route("POST /v1/jobs/{job_id}/revert")
+def revert_job(w: World, b: Account, walk: Walk) -> None:
+    for job_id in w.a.jobs.values():
+        walk.missing("job_id", job_id)
+    walk(409, args={"job_id": submit(b.client, NIGHTLY)}, code="conflict")  # not finished
+    done = b.client.run(
+        {"include": [{"type": "tag", "tags": ["VIP"]}]}, [{"type": "add_tags", "tags": ["b-undo"]}]
+    )
+    r = walk(202, args={"job_id": done["id"]})
+    assert b.client.wait(r.json()["id"])["actions"][0]["affected"] == done["actions"][0]["affected"]
+
+
+@route("POST /v1/jobs/{job_id}/revert/dry-run")
+def dry_run_revert(w: World, b: Account, walk: Walk) -> None:
+    for job_id in w.a.jobs.values():
+        walk.missing("job_id", job_id)
+    r = walk(200, args={"job_id": b.jobs["coupons"]})
+    assert r.json()["total"] == b.client.get(f"/v1/jobs/{b.jobs['coupons']}").json()["total"]
+
+
+@route("GET /v1/contacts/{contact_id}/history")
+def contact_history(w: World, b: Account, walk: Walk) -> None:
+    for contact_id in w.a.contacts.values():
+        walk.missing("contact_id", contact_id)
+    r = walk(200, args={"contact_id": b.contacts["anna@example.com"]})
+    assert all(c["job_id"] in b.jobs.values() or c["kind"] == "revert" for c in r.json()["changes"])
+
+
+@route("POST /v1/jobs/dry-run")
+def dry_run_job(w: World, b: Account, walk: Walk) -> None:
+    for spec, where in A_SEGMENT_SPECS[:2]:
+        walk(422, json={"selection": spec, "actions": DELETE}, path=f"selection.{where}")
+    for action, what in actions_naming_a(w.a)[:2]:
+        walk(422, json={"selection": {}, "actions": [action]}, path=f"actions[0].{what}")
+    r = walk(200, json={"selection": {}, "actions": DELETE})
+    assert r.json()["total"] == B_LIVE
+
+
+@route("GET /v1/keys")
+def list_keys(w: World, b: Account, walk: Walk) -> None:
+    keys = walk(200).json()["keys"]
+    assert keys and b.client.key[:8] in {k["prefix"] for k in keys}
+    assert w.a.client.key[:8] not in {k["prefix"] for k in keys}
+
+
+@route("POST /v1/keys")
+def create_key(w: World, b: Account, walk: Walk) -> None:
+    made = walk(201, json={"label": "b's reader", "scope": "read"}).json()
+    assert b.client.get("/v1/keys").json()["keys"][-1]["id"] == made["id"]
+
+
+@route("DELETE /v1/keys/{key_id}")
+def revoke_key(w: World, b: Account, walk: Walk) -> None:
+    for key in w.a.client.get("/v1/keys").json()["keys"]:
+        walk.missing("key_id", key["id"])
+    assert w.a.client.get("/v1/keys").status_code == 200  # A's keys all still work
+    spare = b.client.post("/v1/keys", json={"label": "spare"}).json()
+    walk(204, args={"key_id": spare["id"]})
+
+
+@route("GET /v1/jobs/{job_id}/events")
+def job_events(w: World, b: Account, walk: Walk) -> None:
+    for job_id in w.a.jobs.values():
+        walk.missing("job_id", job_id)
+    r = walk(200, args={"job_id": b.jobs["coupons"]})
+    data = [line for line in r.text.splitlines() if line.startswith("data: ")]
+    assert len(data) == 1 and json.loads(data[0][6:])["id"] == b.jobs["coupons"]
+
+
 @route("GET /v1/links/{token}")
 def get_link(w: World, b: Account, walk: Walk) -> None:
     walk.missing("token", w.a.token)
@@ -641,6 +712,50 @@ def list_jobs(w: World, b: Account, walk: Walk) -> None:
         assert {j["id"] for j in page["jobs"]} == set(b.jobs.values()), params
 
 
+@route("GET /v1/contacts")
+def list_contacts(w: World, b: Account, walk: Walk) -> None:
+    listed = walk(200, params={"limit": 1000}).json()["contacts"]
+    assert {c["id"] for c in listed} == set(b.contacts.values())
+    for email in A_ONLY:
+        assert walk(200, params={"email": email}).json()["contacts"] == []
+    shared = walk(200, params={"email": SHARED[0]}).json()["contacts"]
+    assert [c["id"] for c in shared] == [b.contacts[SHARED[0]]]
+
+
+def _names(walk: Walk, key: str, field: str) -> set[str]:
+    return {x[field] for x in walk(200, params={"limit": 1000}).json()[key]}
+
+
+@route("GET /v1/tags")
+def list_tags(w: World, b: Account, walk: Walk) -> None:
+    assert "a-secret" not in {n.lower() for n in _names(walk, "tags", "name")}
+
+
+@route("GET /v1/owners")
+def list_owners(w: World, b: Account, walk: Walk) -> None:
+    assert "a-owner@shop.com" not in _names(walk, "owners", "email")
+
+
+@route("GET /v1/event-types")
+def list_event_types(w: World, b: Account, walk: Walk) -> None:
+    events = walk(200).json()["event_types"]
+    assert sum(e["events"] for e in events) == sum(
+        e["events"] for e in b.client.get("/v1/event-types").json()["event_types"]
+    )
+
+
+@route("GET /v1/details")
+def list_details(w: World, b: Account, walk: Walk) -> None:
+    assert "a_detail" not in _names(walk, "details", "name")
+
+
+@route("POST /v1/tags")
+def create_tag(w: World, b: Account, walk: Walk) -> None:
+    made = walk(201, json={"name": "a-secret"}).json()  # A's tag name: B's own tag
+    assert made["contacts"] == 0
+    assert walk(200, json={"name": "A-SECRET"}).json()["id"] == made["id"]
+
+
 # Selections: A's segment names are a 422 naming their path; what would select A's
 # contacts selects B's.
 
@@ -662,6 +777,19 @@ def preview_selection(w: World, b: Account, walk: Walk) -> None:
     found = walk(200, json={"selection": spec}).json()
     assert found["total"] == 3
     assert {c["id"] for c in found["contacts"]} == {b.contacts[e] for e in SHARED}
+
+
+@route("POST /v1/selections/export")
+def export_selection(w: World, b: Account, walk: Walk) -> None:
+    for spec, where in A_SEGMENT_SPECS[:2]:
+        walk(422, json={"selection": spec}, path=f"selection.{where}")
+    spec = {"filter": {"field": "email", "op": "in", "value": [*SHARED, *A_ONLY]}}
+    r = walk(200, json={"selection": spec, "fields": ["id"], "format": "ndjson"})
+    assert {json.loads(line)["id"] for line in r.text.splitlines()} == {
+        b.contacts[e] for e in SHARED
+    }
+    everyone = walk(200, json={"selection": {"deleted": "include"}, "fields": ["id"]})
+    assert set(everyone.text.split()[1:]) == {str(i) for i in b.contacts.values()}
 
 
 # A's names, created in B: B's own things, and B's alone. A's names B lacks: a 422.
@@ -768,7 +896,7 @@ def submit_job(w: World, b: Account, walk: Walk) -> None:
         where = f"actions[1].{what}"
         walk(422, json={"selection": {}, "actions": actions}, path=where)
         if i < 2:
-            walk(422, json={"actions": actions}, params=DRY, path=where)
+            walk(422, json={"selection": {}, "actions": actions}, params=DRY, path=where)
     # expected_total counts B's contacts, never A's.
     body = {"selection": {}, "actions": DELETE, "expected_total": A_LIVE}
     error = walk(409, json=body, code="conflict").json()["error"]
@@ -1008,7 +1136,7 @@ def test_jobs_change_only_b(world):
     spec = {"filter": {"field": "email", "op": "in", "value": [*SHARED, *A_ONLY]}}
     job = b.client.run(spec, [{"type": "set_score", "value": 42}])
     assert job["status"] == "succeeded" and job["total"] == 3, job
-    assert job["actions"] == [{"type": "set_score", "affected": 3}]
+    assert job["actions"] == [{"type": "set_score", "mode": "set", "value": 42, "affected": 3}]
     assert b.client.count({"filter": {"field": "score", "op": "eq", "value": 42}}) == 3
 
     # every kind of action on all of B's contacts: B's count, B's contacts

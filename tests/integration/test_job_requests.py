@@ -131,7 +131,7 @@ def test_plain_reads_run_under_the_timeout_too(db_url, api, client, monkeypatch)
     from app.jobs import service
 
     monkeypatch.setattr(
-        service, "list_jobs", lambda conn, *_: conn.execute(sa.text("SELECT pg_sleep(5)"))
+        service, "list_jobs", lambda conn, *_, **__: conn.execute(sa.text("SELECT pg_sleep(5)"))
     )
     settings = api.app.state.settings
     saved = settings.statement_timeout_s

@@ -3,6 +3,7 @@ cancel, scheduling, output, overlapping jobs and resuming after a dead worker.""
 
 import csv
 import io
+import json
 import threading
 import time
 import uuid
@@ -265,7 +266,9 @@ def test_coupons_unique_replaced_and_listed(client, people):
     job = client.run(
         {}, [{"type": "generate_coupons", "name": "BF", "length": 8, "valid_days": 30}]
     )
-    assert job["actions"] == [{"type": "generate_coupons", "affected": 4}]
+    assert job["actions"] == [
+        {"type": "generate_coupons", "name": "BF", "length": 8, "valid_days": 30, "affected": 4}
+    ]
     r = client.get(f"/v1/jobs/{job['id']}/output")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(r.text)))
@@ -485,7 +488,9 @@ def test_rules_run_with_and_without_condition(client, people):
     assert r.status_code == 201, r.text
     rule = r.json()
     job = client.run({}, [{"type": "run_rule", "rule": rule["id"], "check_condition": True}])
-    assert job["actions"] == [{"type": "run_rule", "affected": 1}]
+    assert job["actions"] == [
+        {"type": "run_rule", "rule": rule["id"], "check_condition": True, "affected": 1}
+    ]
     assert client.count({"include": [{"type": "tag", "tags": ["rewarded"]}]}) == 1
     job = client.run({}, [{"type": "run_rule", "rule": rule["id"]}])
     assert job["actions"][0]["affected"] == 4
@@ -741,3 +746,22 @@ def test_a_rule_condition_has_the_size_limits_of_a_selection(client):
         )
         assert r.status_code == 422, r.text
         assert r.json()["error"]["details"][0]["path"].startswith("condition")
+
+
+def test_live_progress_as_server_sent_events(client, people):
+    r = client.post(
+        "/v1/jobs", json={"selection": {}, "actions": [{"type": "add_tags", "tags": ["live"]}]}
+    )
+    job_id = r.json()["id"]
+    events = []
+    with client._client.stream(
+        "GET", f"/v1/jobs/{job_id}/events", headers=client.headers
+    ) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[len("data: ") :]))
+    assert events and events[-1]["status"] == "succeeded" and events[-1]["id"] == job_id
+    assert [e["processed"] for e in events] == sorted(e["processed"] for e in events)
+    assert client.get("/v1/jobs/999999999/events").status_code == 404

@@ -497,7 +497,8 @@ def test_segments_crud_and_cycles(world):
 
 @pytest.mark.postgres
 def test_selectors_use_indexes_on_postgres(db_url, engine):
-    """At 100,000 contacts the tag, funnel and event tests are index-driven."""
+    """At 100,000 contacts the tag, funnel and event tests are index-driven (index-only
+    scans, once VACUUM has set the visibility map, as autovacuum keeps it)."""
     if not db_url.startswith("postgresql"):
         pytest.skip("EXPLAIN shapes are PostgreSQL's")
     import sqlalchemy as sa
@@ -518,8 +519,9 @@ def test_selectors_use_indexes_on_postgres(db_url, engine):
             }
         },
     }
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE")
     with engine.begin() as conn:
-        conn.exec_driver_sql("ANALYZE")
         for name, raw in specs.items():
             query = prepare(conn, account_id, raw).count()
             sql = str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
@@ -615,7 +617,14 @@ def test_audience_explain_prints_the_sql_and_the_plan(db_url, engine, client, ac
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
-    assert "FROM contact_tags" in result.output and "'vip'" in result.output
+    with engine.connect() as conn:
+        tag_id = conn.execute(
+            sa.text("SELECT id FROM tags WHERE account_id = :a AND name_key = 'vip'"),
+            {"a": account[0]},
+        ).scalar_one()
+    # the name was looked up before compiling: the count names the tag by its id
+    assert "FROM contact_tags" in result.output and f"tag_id = {tag_id}" in result.output
+    assert "'vip'" not in result.output
     assert ("Seq Scan" in result.output or "Index" in result.output) == db_url.startswith(
         "postgresql"
     )

@@ -12,6 +12,6 @@ def test_load_count_job(client):
     )
     assert job["status"] == "succeeded", job
     assert job["actions"] == [
-        {"type": "add_tags", "affected": 1},
-        {"type": "set_score", "affected": 1},
+        {"type": "add_tags", "tags": ["x"], "affected": 1},
+        {"type": "set_score", "mode": "add", "value": 2, "affected": 1},
     ]

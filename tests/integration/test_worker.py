@@ -475,3 +475,33 @@ def test_a_job_acts_on_its_snapshot_while_the_selection_changes(stack, engine, h
     )
     done = {"field": "score", "op": "eq", "value": 1}
     assert client.count({"exclude": selection["include"], "filter": done}) == 1000  # who left
+
+
+def test_revert_under_a_sigkilled_worker_restores_exactly_once(stack, engine, hold):
+    """A revert is a job like any other: its worker killed mid-chunk, another finishes it,
+    and every contact is given back once: one row of the revert's own change log each."""
+    api, _, worker = stack
+    first = worker()
+    account_id, client = _account(api, engine, 20_000)
+    job = client.wait(_submit(client), timeout=120)
+    _assert_added_once(client, job, 20_000)
+    held = hold(account_id, 10_000)
+    r = client.post(f"/v1/jobs/{job['id']}/revert")
+    assert r.status_code == 202, r.text
+    undo = r.json()["id"]
+    assert _at(client, undo, 10_000)["processed"] == 10_000
+    first.kill()
+    held.release()
+    worker()
+    undone = client.wait(undo, timeout=120)
+    assert undone["status"] == "succeeded" and undone["conflicts"] == 0, undone
+    assert undone["total"] == undone["processed"] == 20_000, undone
+    assert undone["actions"] == [{"type": "set_score", "affected": 20_000}]
+    assert client.count({"filter": {"field": "score", "op": "eq", "value": 0}}) == 20_000
+    with engine.connect() as conn:
+        logged = conn.execute(
+            sa.select(sa.func.count(), sa.func.count(sa.distinct(t.change_log.c.contact_id))).where(
+                t.change_log.c.account_id == account_id, t.change_log.c.job_id == undo
+            )
+        ).one()
+    assert tuple(logged) == (20_000, 20_000)

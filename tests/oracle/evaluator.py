@@ -160,8 +160,10 @@ class Catalog:
 
         return {key(n): n for n in self.given.get(kind, set())}
 
-    def existing(self, kind: str, keys) -> set:
-        return set(keys) & set(self._keys(kind))
+    def existing(self, kind: str, keys) -> dict:
+        """{key: id}; the ids are positions (the oracle reads keys, never ids)."""
+        known = sorted(self._keys(kind), key=str)
+        return {key: known.index(key) + 1 for key in keys if key in known}
 
     def names(self, kind: str, funnel: str | None = None) -> list[str]:
         if kind == "stage":

@@ -15,8 +15,22 @@ DIALECTS = {"postgresql": postgresql.dialect(), "sqlite": sqlite.dialect()}
 CTX = Context(account_id=7, as_of=datetime(2026, 3, 1, 12, tzinfo=UTC))
 
 
+class EveryName:
+    """A NameSource in which every name exists, with an id of its own (from 1001)."""
+
+    def __init__(self):
+        self.ids: dict = {}
+
+    def existing(self, kind, keys) -> dict:
+        return {key: self.ids.setdefault((kind, key), 1001 + len(self.ids)) for key in keys}
+
+    def names(self, kind, funnel=None) -> list[str]:
+        return []
+
+
 def compiled(spec: dict, dialect: str, segments: dict | None = None):
-    checked = check_selection(parse_selection(spec, prefix=""), (segments or {}).get)
+    parsed = parse_selection(spec, prefix="")
+    checked = check_selection(parsed, (segments or {}).get, EveryName())
     return count_query(checked, CTX).compile(dialect=DIALECTS[dialect])
 
 
@@ -25,11 +39,14 @@ def dialect(request) -> str:
     return request.param
 
 
-SECRET = "x' or 1=1 --"  # names are compared by their lower-cased keys
-BOUND = [
+SECRET = "x' or 1=1 --"
+NAMED = [
     {"include": [{"type": "tag", "tags": [SECRET]}]},
+    {"include": [{"type": "tag", "tags": [SECRET, "b"], "match": "all"}]},
     {"include": [{"type": "funnel", "funnel": SECRET, "stages": [SECRET]}]},
-    {"exclude": [{"type": "group", "groups": [SECRET]}]},
+    {"exclude": [{"type": "group", "groups": [SECRET, "b"]}]},
+]
+BOUND = [
     {"filter": {"field": "city", "op": "contains", "value": SECRET}},
     {"filter": {"field": "email", "op": "in", "value": [SECRET, "a@b.c"]}},
     {"filter": {"detail": SECRET, "op": "eq", "value": SECRET}},
@@ -50,6 +67,19 @@ def test_values_are_bound(spec, dialect):
     sql = compiled(spec, dialect)
     assert "1=1" not in str(sql)
     assert any(SECRET in str(v) for v in sql.params.values()), sql.params
+
+
+@pytest.mark.parametrize("spec", NAMED, ids=[next(iter(s)) + str(i) for i, s in enumerate(NAMED)])
+def test_names_are_ids_bound_as_values(spec, dialect):
+    """Names were looked up by the check pass: the count binds their ids, and neither
+    names nor a lookup of them are in it."""
+    sql = compiled(spec, dialect)
+    text = str(sql)
+    assert "1=1" not in text and "name_key" not in text
+    assert not any(SECRET in str(v) for v in sql.params.values()), sql.params
+    assert any(
+        v == 1001 or (isinstance(v, list | str) and "1001" in str(v)) for v in sql.params.values()
+    ), sql.params
 
 
 def test_the_account_is_always_a_condition(dialect):
@@ -76,17 +106,42 @@ def test_sibling_selectors_merge_into_one_semi_join(dialect):
     assert text.count("FROM contact_tags") == 1 and text.count("FROM group_members") == 1
 
 
-def test_match_all_groups_and_counts(dialect):
-    text = str(
-        compiled({"include": [{"type": "tag", "tags": ["a", "b"], "match": "all"}]}, dialect)
-    )
-    assert "GROUP BY contact_tags.contact_id \nHAVING count(*) = " in text
+def test_match_all_is_a_semi_join_a_tag(dialect):
+    """`match: all` of a few tags: one semi-join a tag (the planner joins them from the
+    rarest), nothing grouped; excluded, one anti-join probe a tag, never NOT over IN."""
+    spec = {"include": [{"type": "tag", "tags": ["a", "b"], "match": "all"}]}
+    text = str(compiled(spec, dialect))
+    assert text.count("contacts.id IN (SELECT contact_tags.contact_id") == 2
+    assert "GROUP BY" not in text
+    excluded = str(compiled({"exclude": spec["include"]}, dialect))
+    assert excluded.count("NOT (EXISTS (SELECT contact_tags.contact_id") == 2
+    assert " IN (SELECT contact_tags" not in excluded
 
 
 def test_aggregates_are_grouped_before_they_are_joined(dialect):
-    spec = {"filter": {"event": {"type": "PURCHASE"}, "agg": "count", "op": "eq", "value": 0}}
+    spec = {"filter": {"event": {"type": "PURCHASE"}, "agg": "count", "op": "lt", "value": 3}}
     text = str(compiled(spec, dialect))
     assert "NOT (EXISTS (SELECT events.contact_id" in text and "GROUP BY events.contact_id" in text
+
+
+@pytest.mark.parametrize(
+    ("op", "value", "shape"),
+    [
+        ("gte", 1, "IN (SELECT events.contact_id"),
+        ("gt", 0, "IN (SELECT events.contact_id"),
+        ("ne", 0, "IN (SELECT events.contact_id"),
+        ("eq", 0, "NOT (EXISTS (SELECT events.contact_id"),
+        ("lt", 1, "NOT (EXISTS (SELECT events.contact_id"),
+        ("lte", 0.5, "NOT (EXISTS (SELECT events.contact_id"),
+    ],
+)
+def test_a_count_asking_only_whether_there_is_a_row_counts_nothing(op, value, shape, dialect):
+    """'At least one' is a semi-join, 'none' an anti-join: no GROUP BY, no count."""
+    spec = {"filter": {"event": {"type": "PURCHASE"}, "agg": "count", "op": op, "value": value}}
+    text = str(compiled(spec, dialect))
+    assert shape in text and "GROUP BY" not in text and "count(*) >" not in text
+    tags = {"filter": {"field": "tag_count", "op": op, "value": value}}
+    assert "GROUP BY" not in str(compiled(tags, dialect))
 
 
 def test_dialect_functions():
@@ -95,7 +150,8 @@ def test_dialect_functions():
             "and": [
                 {"field": "email_domain", "op": "eq", "value": "x.pl"},
                 {"field": "birth_date", "op": "birthday_within_days", "value": 3},
-                {"field": "city", "op": "eq", "value": "Łódź"},
+                {"field": "city", "op": "eq", "value": "ΟΔΟΣ"},
+                {"field": "company", "op": "eq", "value": "Łódź"},
             ]
         }
     }
@@ -106,6 +162,10 @@ def test_dialect_functions():
         and "strftime('%m%d', contacts.birth_date)" in lite
     )
     assert "translate(lower(contacts.city), 'ς', 'σ')" in pg and "lower(contacts.city)" in lite
+    # no sigma in the operand: lower() alone compares alike, for less a row
+    assert (
+        "lower(contacts.company) = lower(" in pg and "translate(lower(contacts.company)" not in pg
+    )
 
 
 def test_age_is_a_range_of_birth_dates(dialect):
@@ -126,8 +186,25 @@ def test_a_segment_used_twice_compiles_once(dialect):
     }
     text = str(compiled(spec, dialect, segments))
     assert text.startswith("WITH segment_")
-    assert text.count("FROM contact_tags") == 1 and text.count(" AS \n(SELECT contacts.id") == 2
+    # s: one CTE; outer, used once, is its body inline
+    assert text.count("FROM contact_tags") == 1 and text.count(" AS \n(SELECT contacts.id") == 1
     assert "NOT (EXISTS (SELECT segment_" in text  # excluded: an anti-join on the CTE
+
+
+def test_a_segment_used_once_is_its_body_inline(dialect):
+    """Used once, a saved segment is its body's predicate over the same row (one scan of
+    contacts); excluded once, an anti-join on its members."""
+    segments = {"s": {"include": [{"type": "tag", "tags": ["t"]}], "filter": ENGAGED}}
+    text = str(compiled({"include": [{"type": "segment", "segments": ["s"]}]}, dialect, segments))
+    assert "WITH" not in text and text.count("FROM contacts") == 1
+    assert "contacts.email_opt_in" in text
+    excluded = str(
+        compiled({"exclude": [{"type": "segment", "segments": ["s"]}]}, dialect, segments)
+    )
+    assert excluded.startswith("WITH segment_") and "NOT (EXISTS (SELECT segment_" in excluded
+
+
+ENGAGED = {"field": "email_opt_in", "op": "eq", "value": True}
 
 
 def test_a_pass_that_forgets_a_node_kind_fails_when_it_is_defined():
@@ -152,3 +229,31 @@ def test_many_anded_tags_are_one_match_all(dialect):
     assert text.count("FROM contact_tags") == 1 and "HAVING count(*) = " in text
     few = {"filter": {"and": [{"type": "tag", "tags": [f"t{i}"]} for i in range(3)]}}
     assert str(compiled(few, dialect)).count("FROM contact_tags") == 3
+
+
+def test_received_minus_opened_of_one_mailing_reads_its_row_once(dialect):
+    """Received mailing M, minus those who opened it: one probe of M's rows (`opened_at
+    IS NULL`), not a semi-join and an anti-join; with two mailings, both (the row differs)."""
+    spec = {
+        "include": [{"type": "mailing", "mailings": [5], "event": "sent"}],
+        "exclude": [{"type": "mailing", "mailings": [5], "event": "opened"}],
+    }
+    text = str(compiled(spec, dialect))
+    assert text.count("FROM mailing_recipients") == 1 and "opened_at IS NULL" in text
+    two = {**spec, "exclude": [{"type": "mailing", "mailings": [5, 6], "event": "opened"}]}
+    assert str(compiled(two, dialect)).count("FROM mailing_recipients") == 2
+
+
+def test_lists_share_one_compiled_statement():
+    """Lists are one parameter: statements that differ only in their values have the same
+    cache key, so SQLAlchemy compiles them once."""
+
+    def key(tags, emails):
+        spec = {
+            "include": [{"type": "tag", "tags": tags}],
+            "filter": {"field": "email", "op": "in", "value": emails},
+        }
+        checked = check_selection(parse_selection(spec, prefix=""), {}.get, EveryName())
+        return count_query(checked, CTX)._generate_cache_key()
+
+    assert key(["a", "b"], ["x@y.z", "q@r.s"]) == key(["c", "d"], ["t@u.v"])
