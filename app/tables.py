@@ -5,7 +5,7 @@ its own rows on PostgreSQL: migrations 0003 and 0004), and every unique key incl
 the job engine's own tables lead their primary keys with it.
 Link tables are keyed by (contact, thing) or (thing, contact) and indexed
 (account, thing, contact), so "contacts having X" is an index-only scan of one account's
-slice (migration 0005) and "does contact C have X" an index probe; events are indexed the
+slice (migration 0006) and "does contact C have X" an index probe; events are indexed the
 same way for the aggregates a selection asks for. Every lookup index a count uses leads
 with `account_id`.
 """

@@ -10,14 +10,14 @@ contact_owners and contact_funnels are dropped: the new ones serve every stateme
 used them (each names its account). Primary keys and the (contact, …) indexes stay: "does
 contact C have X" and deleting a contact probe them.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
