@@ -1,8 +1,9 @@
 """Schemathesis against the served OpenAPI schema: every operation, positive and negative
 data, all of its default checks, as a seeded account (contacts, a funnel, a group, a mailing,
 events, a rule, a segment and a job exist, so positive cases and the schema's examples hit
-real data). Bounded for CI: FUZZ_EXAMPLES per operation, no shrinking, no coverage phase
-for bodies holding a condition tree; about 40 s."""
+real data). Every operation gets the examples, coverage and fuzzing phases; those that take
+a condition tree get their coverage phase from a bounded copy of the schema (bounded_tree).
+Bounded for CI: FUZZ_EXAMPLES generated cases per operation, no shrinking."""
 
 import copy
 import json
