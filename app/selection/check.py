@@ -29,6 +29,9 @@ MAX_SEGMENT_DEPTH = 16
 # segment used a million times over is refused in milliseconds, before anything is built.
 MAX_EXPANDED_NODES = 10_000
 MAX_EXPANDED_VALUES = 20_000
+# Unknown names a request gets "did you mean" suggestions for (the others: a plain "no tag
+# named …"); each costs a fuzzy search through up to 10,000 existing names.
+MAX_OFFERS = 20
 
 # A saved segment's stored selection (JSON) by its name key; None when there is none.
 SegmentSource = Callable[[str], Any]
@@ -278,6 +281,8 @@ class References:
         self.source = source
         self.found: list[Reference] = []
         self.ids: dict[NameKind, Mapping] = {}  # kind → {key: id} of those that exist
+        self._names: dict[tuple, dict[str, str]] = {}  # (kind, funnel key) → key → name
+        self._offered: dict[tuple, str] = {}  # (kind, funnel key, key) → what say() offers
 
     def add(self, kind: NameKind, name: Any, path: str, funnel: str = "") -> None:
         if self.source is not None:
@@ -305,16 +310,33 @@ class References:
         if ref.kind == "mailing":
             return f"no mailing {ref.name}"
         where = f" in funnel '{ref.funnel}'" if ref.kind == "stage" else ""
-        message = f"no {ref.kind} named '{ref.name}'{where}"
+        return f"no {ref.kind} named '{ref.name}'{where}{self._offer(ref)}"
+
+    def _offer(self, ref: Reference) -> str:
+        """ "; did you mean …?" with the closest existing names: looked up once a kind (a
+        funnel's stages), worked out once a name, and for the first MAX_OFFERS names only
+        (10,000 unknown tags in one list must not take 10,000 searches)."""
         assert self.source is not None
-        names = self.source.names(ref.kind, name_key(ref.funnel) if ref.funnel else None)
-        by_key = {name_key(n): n for n in names}
-        close = difflib.get_close_matches(name_key(ref.name), list(by_key), n=3, cutoff=0.6)
-        if not close:
-            return message
+        funnel = name_key(ref.funnel) if ref.funnel else None
+        key = (ref.kind, funnel, name_key(ref.name))
+        if key in self._offered:
+            return self._offered[key]
+        if len(self._offered) >= MAX_OFFERS:
+            return ""
+        by_key = self._names.get(key[:2])
+        if by_key is None:
+            by_key = {name_key(n): n for n in self.source.names(ref.kind, funnel)}
+            self._names[key[:2]] = by_key
+        close = difflib.get_close_matches(key[2], list(by_key), n=3, cutoff=0.6)
         offered = [f"'{by_key[k]}'" for k in close]
-        either = offered[0] if len(offered) == 1 else f"{', '.join(offered[:-1])} or {offered[-1]}"
-        return f"{message}; did you mean {either}?"
+        if not offered:
+            either = ""
+        elif len(offered) == 1:
+            either = f"; did you mean {offered[0]}?"
+        else:
+            either = f"; did you mean {', '.join(offered[:-1])} or {offered[-1]}?"
+        self._offered[key] = either
+        return either
 
 
 class Bind(Visitor[tree.Node]):
