@@ -240,3 +240,8 @@ def pick(contact: dict, fields: list[str]) -> dict:
     return {
         f: contact["details"].get(f[7:]) if f.startswith("detail:") else contact[f] for f in fields
     }
+
+
+# What `fields` of a preview or an export may name, as the schema says it.
+FIELD_PATTERN = "^(" + "|".join(Contact.model_fields) + "|detail:.+)$"
+FieldName = Annotated[str, StringConstraints(pattern=FIELD_PATTERN, max_length=300)]

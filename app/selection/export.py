@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Engine
 
 from app import tables as t
-from app.contacts.schemas import known_fields, pick
+from app.contacts.schemas import FieldName, known_fields, pick
 from app.contacts.service import load_contacts
 from app.csvcells import csv_line
 from app.db import set_statement_timeout
@@ -39,7 +39,7 @@ class ExportIn(BaseModel):
         },
     )
     selection: Selection = Field(description="Which contacts (`{}`: every contact)")
-    fields: list[str] = Field(
+    fields: list[FieldName] = Field(
         default_factory=lambda: list(DEFAULT_FIELDS),
         min_length=1,
         max_length=100,

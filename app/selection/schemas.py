@@ -2,7 +2,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.contacts.schemas import Contact, known_fields
+from app.contacts.schemas import Contact, FieldName, known_fields
 from app.names import Name
 from app.selection.spec import Selection
 
@@ -25,7 +25,7 @@ class PreviewIn(BaseModel):
     after: int | None = Field(
         None, ge=1, le=2**63 - 1, description="next_after of the previous page: contacts past it"
     )
-    fields: list[str] | None = Field(
+    fields: list[FieldName] | None = Field(
         None,
         min_length=1,
         max_length=100,

@@ -102,4 +102,4 @@ def test_preview_pages_and_picks_fields(client):
     none = client.post("/v1/selections/preview", json={"selection": {}, "limit": 0}).json()
     assert none == {"total": 4, "contacts": [], "next_after": None}
     r = client.post("/v1/selections/preview", json={"selection": {}, "fields": ["nope"]})
-    assert r.status_code == 422 and r.json()["error"]["details"][0]["path"] == "fields"
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["path"] == "fields[0]"
