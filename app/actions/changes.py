@@ -65,6 +65,18 @@ def rows(
 LOGGED = ["contact_id", "field", "ref", "before", "before_at", "after", "after_at"]
 
 
+def stamp(rc, action: str, **more) -> dict:
+    """The columns every log row of rc's step has (as bound values), and `more`."""
+    return {
+        "account_id": sa.literal(rc.account_id, sa.BigInteger()),
+        "job_id": sa.literal(rc.job_id, sa.BigInteger()),
+        "step": sa.literal(rc.step, sa.Integer()),
+        "action": sa.literal(action, sa.String()),
+        "at": sa.literal(rc.now, t.UTCDateTime()),
+        **more,
+    }
+
+
 def log_changes(rc, action: str, select: sa.Select) -> set[int] | None:
     """INSERT … SELECT of what an action is about to change (`select`'s columns from
     `rows`) as the log of the action's step; the contacts logged. None when the job keeps
@@ -72,13 +84,7 @@ def log_changes(rc, action: str, select: sa.Select) -> set[int] | None:
     if rc.job_id is None or not rc.settings.change_log:
         return None
     source = select.subquery()
-    constants = {
-        "account_id": sa.literal(rc.account_id, sa.BigInteger()),
-        "job_id": sa.literal(rc.job_id, sa.BigInteger()),
-        "step": sa.literal(rc.step, sa.Integer()),
-        "action": sa.literal(action, sa.String()),
-        "at": sa.literal(rc.now, t.UTCDateTime()),
-    }
+    constants = stamp(rc, action)
     stmt = (
         sa.insert(log)
         .from_select(
@@ -130,15 +136,9 @@ def insert_logged(rc, action: str, ins, field: str, ref: str, at: str, log_first
             table.c[ref].label("ref"),
             table.c[at].label("at"),
         ).cte("added")
-        constants = {
-            "account_id": sa.literal(rc.account_id, sa.BigInteger()),
-            "job_id": sa.literal(rc.job_id, sa.BigInteger()),
-            "step": sa.literal(rc.step, sa.Integer()),
-            "action": sa.literal(action, sa.String()),
-            "at": sa.literal(rc.now, t.UTCDateTime()),
-            "field": sa.literal(field, sa.String()),
-            "after": sa.literal("1", TEXT),
-        }
+        constants = stamp(
+            rc, action, field=sa.literal(field, sa.String()), after=sa.literal("1", TEXT)
+        )
         select = sa.select(added.c.contact_id, added.c.ref, added.c.at, *constants.values())
         stmt = (
             sa.insert(log)
@@ -220,15 +220,9 @@ def _update_and_log(rc, action: str, column: str, mine: list, value) -> set[int]
         .returning(c.c.id.label("contact_id"), old.c.before.label("before"), col.label("after"))
         .cte("changed")
     )
-    constants = {
-        "account_id": sa.literal(rc.account_id, sa.BigInteger()),
-        "job_id": sa.literal(rc.job_id, sa.BigInteger()),
-        "step": sa.literal(rc.step, sa.Integer()),
-        "action": sa.literal(action, sa.String()),
-        "at": sa.literal(rc.now, t.UTCDateTime()),
-        "field": sa.literal(column, sa.String()),
-        "ref": sa.literal(0, sa.BigInteger()),
-    }
+    constants = stamp(
+        rc, action, field=sa.literal(column, sa.String()), ref=sa.literal(0, sa.BigInteger())
+    )
     select = sa.select(
         changed.c.contact_id,
         as_text(changed.c.before),

@@ -98,13 +98,7 @@ class RevertStep:
             "before_extra": o.c.after_extra,
             "after_extra": o.c.before_extra,
         }
-        constants = {
-            "account_id": sa.literal(rc.account_id, sa.BigInteger()),
-            "job_id": sa.literal(rc.job_id, sa.BigInteger()),
-            "step": sa.literal(rc.step, sa.Integer()),
-            "action": sa.literal(self.type, sa.String()),
-            "at": sa.literal(rc.now, t.UTCDateTime()),
-        }
+        constants = ch.stamp(rc, self.type)
         source = sa.select(*turned.values(), *constants.values()).select_from(self._joined(o))
         source = source.where(*theirs, holds)
         if isinstance(family, ch.Column) and rc.conn.dialect.name == "postgresql":
