@@ -230,8 +230,6 @@ def known_fields(fields: list[str]) -> list[str]:
     for f in fields:
         if f not in names and not (f.startswith("detail:") and len(f) > 7):
             raise ValueError(f"unknown field '{f}': one of {', '.join(names)} or detail:NAME")
-    if len(set(fields)) != len(fields):
-        raise ValueError("a field is named twice")
     return fields
 
 
