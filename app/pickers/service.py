@@ -65,38 +65,49 @@ def _named(query: sa.Select, column, prefix: str | None, after: str | None, limi
     return query.order_by(column).limit(limit + 1)
 
 
-def tags(conn: Connection, account_id: int, prefix, after, limit) -> dict:
-    """Tags by name (as written), each with the contacts that have it."""
-    tg, ct = t.tags, t.contact_tags
+def _counted(
+    conn,
+    account_id: int,
+    things: sa.Table,
+    name,
+    links: sa.Table,
+    thing,
+    key: str,
+    prefix,
+    after,
+    limit,
+) -> tuple[list, str | None]:
+    """A page of `things` by `name`, each with its rows in `links` (by `thing`), as
+    {key: name, "contacts": n}, and the next cursor."""
     page = conn.execute(
         _named(
-            sa.select(tg.c.id, tg.c.name).where(tg.c.account_id == account_id),
-            tg.c.name,
+            sa.select(things.c.id, name.label("name")).where(things.c.account_id == account_id),
+            name,
             prefix,
             after,
             limit,
         )
     ).all()
-    counts = _counts(conn, ct, ct.c.tag_id, account_id, [r.id for r in page[:limit]])
-    rows = [{"name": r.name, "contacts": counts.get(r.id, 0)} for r in page]
-    rows, next_after = _page(rows, limit, "name")
+    counts = _counts(conn, links, thing, account_id, [r.id for r in page[:limit]])
+    rows = [{key: r.name, "contacts": counts.get(r.id, 0)} for r in page]
+    return _page(rows, limit, key)
+
+
+def tags(conn: Connection, account_id: int, prefix, after, limit) -> dict:
+    """Tags by name (as written), each with the contacts that have it."""
+    tg, ct = t.tags, t.contact_tags
+    rows, next_after = _counted(
+        conn, account_id, tg, tg.c.name, ct, ct.c.tag_id, "name", prefix, after, limit
+    )
     return {"tags": rows, "next_after": next_after}
 
 
 def owners(conn: Connection, account_id: int, prefix, after, limit) -> dict:
     us, co = t.users, t.contact_owners
-    page = conn.execute(
-        _named(
-            sa.select(us.c.id, us.c.email).where(us.c.account_id == account_id),
-            us.c.email,
-            prefix.lower() if prefix else prefix,
-            after,
-            limit,
-        )
-    ).all()
-    counts = _counts(conn, co, co.c.user_id, account_id, [r.id for r in page[:limit]])
-    rows = [{"email": r.email, "contacts": counts.get(r.id, 0)} for r in page]
-    rows, next_after = _page(rows, limit, "email")
+    prefix = prefix.lower() if prefix else prefix
+    rows, next_after = _counted(
+        conn, account_id, us, us.c.email, co, co.c.user_id, "email", prefix, after, limit
+    )
     return {"owners": rows, "next_after": next_after}
 
 
