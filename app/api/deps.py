@@ -1,5 +1,5 @@
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, get_args, get_origin
 
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
@@ -40,23 +40,33 @@ class ReadRetryingRoute(APIRoute):
         return retrying
 
 
-def _query_names(route: APIRoute) -> frozenset[str]:
+def _takes_many(annotation) -> bool:
+    """A list query parameter (`?status=a&status=b`), optional or not."""
+    origin = get_origin(annotation)
+    if origin in (list, tuple, set, frozenset):
+        return True
+    return any(_takes_many(arg) for arg in get_args(annotation) if origin is not Annotated)
+
+
+def _query_names(route: APIRoute) -> dict[str, bool]:
+    """The route's query parameters: name → whether it takes more than one value."""
     known = getattr(route, "_audience_query_names", None)
     if known is not None:
         return known
-    names: set[str] = set()
+    names: dict[str, bool] = {}
     todo = [route.dependant]
     while todo:
         dependant = todo.pop()
-        names.update(param.alias for param in dependant.query_params)
+        for param in dependant.query_params:
+            names[param.alias] = _takes_many(param.field_info.annotation)
         todo.extend(dependant.dependencies)
-    route._audience_query_names = frozenset(names)  # type: ignore[attr-defined]
-    return route._audience_query_names  # type: ignore[attr-defined]
+    route._audience_query_names = names  # type: ignore[attr-defined]
+    return names
 
 
 async def known_query(request: Request) -> None:
     """An unknown query parameter is a 422, never ignored: a mistyped `?dry_run` must not
-    run the job for real."""
+    run the job for real. So is a one-value parameter given twice: which one was meant would be a guess."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
@@ -64,6 +74,8 @@ async def known_query(request: Request) -> None:
     for name in request.query_params:
         if name not in known:
             raise Invalid.at(f"query.{name}", "unknown query parameter")
+        if not known[name] and len(request.query_params.getlist(name)) > 1:
+            raise Invalid.at(f"query.{name}", "given more than once (it takes one value)")
 
 
 def _read(request: Request, _account: AccountDep) -> Iterator[Connection]:

@@ -1,10 +1,12 @@
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.contacts.schemas import Contact, FieldName, known_fields
 from app.names import Name
 from app.selection.spec import Selection
+from app.types import Id, integer
 
 
 class CountResult(BaseModel):
@@ -21,10 +23,8 @@ class PreviewIn(BaseModel):
         },
     )
     selection: Selection = Field(default_factory=Selection)
-    limit: int = Field(default=20, ge=0, le=1000)
-    after: int | None = Field(
-        None, ge=1, le=2**63 - 1, description="next_after of the previous page: contacts past it"
-    )
+    limit: integer(ge=0, le=1000) = 20
+    after: Id | None = Field(None, description="next_after of the previous page: contacts past it")
     fields: list[FieldName] | None = Field(
         None,
         min_length=1,
@@ -40,7 +40,9 @@ class PreviewIn(BaseModel):
 
 class PreviewResult(BaseModel):
     total: int
-    contacts: list[Contact] = Field(description="Whole contacts, or only the `fields` asked for")
+    contacts: list[Contact | dict[str, Any]] = Field(
+        description="Whole contacts, or (with `fields`) objects of only the fields asked for"
+    )
     next_after: int | None = Field(
         None, description="Pass as `after` for the next page; null on the last page"
     )

@@ -251,6 +251,18 @@ def test_unknown_query_parameters_are_refused(seeded):
     assert paths(seeded.get("/v1/jobs?limit=5&surprise=1")) == ["query.surprise"]
 
 
+def test_one_value_query_parameters_given_twice_are_refused(seeded):
+    """Which of two prefixes (or dry_run=false&dry_run=true) was meant is a guess: a 422."""
+    assert paths(seeded.get("/v1/tags?prefix=a&prefix=b")) == ["query.prefix"]
+    r = seeded.post(
+        "/v1/jobs?dry_run=true&dry_run=false",
+        json={"selection": {}, "actions": [{"type": "delete"}]},
+    )
+    assert paths(r) == ["query.dry_run"]
+    unchanged(seeded)
+    assert seeded.get("/v1/tags?prefix=a").status_code == 200
+
+
 def test_wrong_method_lists_the_allowed_ones(seeded):
     r = seeded.request("PATCH", "/v1/groups/1")
     error_of(r, 405)
