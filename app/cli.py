@@ -432,9 +432,8 @@ def seed_command(
 
     from app.auth import create_account
     from app.db import make_engine
-    from app.seed import seed
-
     from app.migrate import upgrade
+    from app.seed import seed
 
     settings = _settings()
     before, after = upgrade(settings.database_url)
