@@ -22,7 +22,7 @@ from app.jobs import service
 from app.jobs.schemas import DryRun, Job, JobIn, JobKind, JobPage, JobStatus, RevertDryRun
 from app.ratelimit import RESPONSES as RATE_LIMITED
 from app.ratelimit import limit
-from app.types import PathId, query_id
+from app.types import PathId, query_id, query_text
 
 router = APIRouter(
     prefix="/v1/jobs", tags=["jobs"], responses=RESPONSES, route_class=ReadRetryingRoute
@@ -120,9 +120,7 @@ def list_jobs(
     before: query_id("a job id: older jobs only") = None,
     status: Annotated[JobStatus | None, Query(description="only jobs of this status")] = None,
     kind: Annotated[JobKind | None, Query(description="only jobs of this kind")] = None,
-    action: Annotated[
-        str | None, Query(max_length=64, description="only jobs with an action of this type")
-    ] = None,
+    action: query_text(64, "only jobs with an action of this type") = None,
 ) -> dict:
     """The account's jobs, newest first."""
     return service.list_jobs(

@@ -17,13 +17,13 @@ from app.pickers.schemas import (
     TagIn,
     TagPage,
 )
-from app.types import query_id
+from app.types import query_id, query_text
 
 router = APIRouter(prefix="/v1", responses=RESPONSES, route_class=ReadRetryingRoute)
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="at most this many")]
-Prefix = Annotated[str | None, Query(max_length=255, description="names starting so")]
-After = Annotated[str | None, Query(max_length=255, description="next_after of the last page")]
+Prefix = query_text(255, "names starting so")
+After = query_text(255, "next_after of the last page")
 
 
 @router.get(
@@ -34,13 +34,8 @@ def list_contacts(
     conn: ReadConn,
     after: query_id("next_after of the previous page") = None,
     limit: Limit = 100,
-    email: Annotated[
-        str | None, Query(max_length=254, description="this address (any case)")
-    ] = None,
-    q: Annotated[
-        str | None,
-        Query(max_length=254, description="a prefix of the e-mail, first or last name (any case)"),
-    ] = None,
+    email: query_text(254, "this address (any case)") = None,
+    q: query_text(254, "a prefix of the e-mail, first or last name (any case)") = None,
 ) -> dict:
     """The account's contacts (soft-deleted ones too), lowest id first, a page at a time."""
     return service.list_contacts(conn, account_id, after=after, limit=limit, email=email, q=q)
