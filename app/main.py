@@ -27,6 +27,7 @@ from app.api.deps import known_query
 from app.config import Settings, get_settings
 from app.db import make_engine, read_engine
 from app.jobs.transports import make_runner
+from app.openapi import defaults_described
 
 log = logs.get("audience.http")
 
@@ -172,4 +173,5 @@ def create_app(
     ):
         app.include_router(module.router)
     errors.document_limits(app)
+    defaults_described(app)
     return app

@@ -137,7 +137,10 @@ def delete_segment(segment_id: PathId, account_id: AccountDep, conn: WriteConn) 
     responses={
         **TIMEOUT,
         200: {
-            "content": {"text/csv": {}, "application/x-ndjson": {}},
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
             "description": "Every selected contact, id order, one consistent snapshot",
         },
     },
