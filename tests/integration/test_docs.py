@@ -164,3 +164,13 @@ curl() {{ command curl -D >(grep -m1 '^HTTP' >> {log}) "$@"; }}
     jobs = [a for a in answers if a.get("kind") in ("actions", "revert") and "status" in a]
     assert jobs and all(a["status"] == "succeeded" for a in jobs), jobs
     assert any(a["kind"] == "revert" and a["conflicts"] == 0 for a in jobs), jobs
+
+
+def test_docs_link_only_inside_the_repository():
+    """Users read README.md and docs/: every link there goes to a file of the repository."""
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)]+)\)", page.read_text()):
+            assert "://" not in target, f"{page.name} links outside: {target}"
+            path = target.split("#", 1)[0]
+            if path:
+                assert (page.parent / path).exists(), f"{page.name}: no file {path}"
