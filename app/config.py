@@ -13,6 +13,10 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///audience.db"
     redis_url: str | None = None
+    # A PostgreSQL hot standby for reads (counts, previews, exports, pickers, listings),
+    # used while it answers and is at most max_replica_lag_s behind; else the primary.
+    read_database_url: str | None = None
+    max_replica_lag_s: float = 5.0
     # Origins a browser may call from: a JSON list, or comma-separated (`*`: any).
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     # Seconds a count or preview may run on PostgreSQL before it is cancelled (503).

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from app.api.deps import AccountDep, ReadConn, ReadRetryingRoute, WriteConn
+from app.api.deps import AccountDep, ReadRetryingRoute, ReplicaConn, WriteConn
 from app.errors import RESPONSES
 from app.pickers import service
 from app.pickers.schemas import (
@@ -31,7 +31,7 @@ After = query_text(255, "next_after of the last page")
 )
 def list_contacts(
     account_id: AccountDep,
-    conn: ReadConn,
+    conn: ReplicaConn,
     after: query_id("next_after of the previous page") = None,
     limit: Limit = 100,
     email: query_text(254, "this address (any case)") = None,
@@ -58,7 +58,7 @@ def create_tag(body: TagIn, account_id: AccountDep, conn: WriteConn):
 @router.get("/tags", tags=["tags"], operation_id="list_tags", response_model=TagPage)
 def list_tags(
     account_id: AccountDep,
-    conn: ReadConn,
+    conn: ReplicaConn,
     prefix: Prefix = None,
     after: After = None,
     limit: Limit = 100,
@@ -70,7 +70,7 @@ def list_tags(
 @router.get("/owners", tags=["contacts"], operation_id="list_owners", response_model=OwnerPage)
 def list_owners(
     account_id: AccountDep,
-    conn: ReadConn,
+    conn: ReplicaConn,
     prefix: Prefix = None,
     after: After = None,
     limit: Limit = 100,
@@ -84,7 +84,7 @@ def list_owners(
 )
 def list_event_types(
     account_id: AccountDep,
-    conn: ReadConn,
+    conn: ReplicaConn,
     prefix: Prefix = None,
     after: After = None,
     limit: Limit = 100,
@@ -96,7 +96,7 @@ def list_event_types(
 @router.get("/details", tags=["contacts"], operation_id="list_details", response_model=DetailPage)
 def list_details(
     account_id: AccountDep,
-    conn: ReadConn,
+    conn: ReplicaConn,
     prefix: Prefix = None,
     after: After = None,
     limit: Limit = 100,

@@ -84,7 +84,9 @@ def list_funnels(conn: Connection, account_id: int, funnel_id: int | None = None
         .group_by(cf.c.stage_id)
     )
     query = (
-        sa.select(t.funnels.c.id, t.funnels.c.name, t.stages.c.id.label("stage_id"), t.stages.c.name)
+        sa.select(
+            t.funnels.c.id, t.funnels.c.name, t.stages.c.id.label("stage_id"), t.stages.c.name
+        )
         .join(t.stages, t.stages.c.funnel_id == t.funnels.c.id)
         .where(t.funnels.c.account_id == account_id)
         .order_by(t.funnels.c.id, t.stages.c.position)
