@@ -12,11 +12,14 @@ import json
 import os
 import re
 import uuid
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.core.failures import AcceptedNegativeData
+from schemathesis.core.parameters import ParameterLocation
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from app.auth import create_account
 from app.openapi import document
@@ -126,7 +129,8 @@ def condition_trees(document: dict) -> list[str]:
     ]
 
 
-CONDITION_TREES = condition_trees(document())
+DOCUMENT = document()
+CONDITION_TREES = condition_trees(DOCUMENT)
 CONFIG = schemathesis.Config.from_dict(
     {
         "operations": [
@@ -263,6 +267,74 @@ def positive_data_acceptance_by_reference(ctx, response, case):
     return None
 
 
+def _query_value_fits(value: str, schema: dict) -> bool:
+    """One query value, as sent, against its parameter's schema (the kinds our API has)."""
+    options = schema.get("anyOf", [schema])
+    for option in options:
+        kind = option.get("type")
+        if kind == "integer":
+            try:
+                number = int(value)
+            except ValueError:
+                continue
+            if option.get("minimum", number) <= number <= option.get("maximum", number):
+                return True
+        elif kind == "boolean":
+            if value in ("true", "false"):
+                return True
+        elif kind == "string":
+            if "enum" in option and value not in option["enum"]:
+                continue
+            if len(value) > option.get("maxLength", len(value)):
+                continue
+            if len(value) < option.get("minLength", 0):
+                continue
+            if "pattern" in option and not re.search(option["pattern"], value):
+                continue
+            return True
+        elif "$ref" in option:
+            enum = DOCUMENT["components"]["schemas"][option["$ref"].rsplit("/", 1)[1]].get("enum")
+            if enum is None or value in enum:
+                return True
+    return False
+
+
+def sent_as_valid(case, response) -> bool:
+    """Whether the request, as it went out, is one the schema allows: schemathesis marks a
+    case negative by what it generated, and some of that does not survive serialization
+    (an object in a query parameter sent as `name=value`; the Authorization it broke,
+    replaced by this test's key). A case negative by its body or path is never let off."""
+    negative = {
+        location for location, info in case.meta.components.items() if info.mode.is_negative
+    }
+    if negative - {ParameterLocation.QUERY, ParameterLocation.HEADER}:
+        return False
+    operation = DOCUMENT["paths"][case.path][case.method.lower()]
+    declared = {p["name"]: p for p in operation.get("parameters", []) if p["in"] == "query"}
+    sent: dict[str, list[str]] = {}
+    for name, value in parse_qsl(urlsplit(response.request.url).query, keep_blank_values=True):
+        sent.setdefault(name, []).append(value)
+    if any(p.get("required") and name not in sent for name, p in declared.items()):
+        return False
+    for name, values in sent.items():
+        param = declared.get(name)
+        if param is None or (len(values) > 1 and param["schema"].get("type") != "array"):
+            return False
+        if not all(_query_value_fits(v, param["schema"]) for v in values):
+            return False
+    return True
+
+
+def negative_data_rejection_as_sent(ctx, response, case):
+    """Schemathesis's negative_data_rejection, judged on the request as sent."""
+    try:
+        return negative_data_rejection(ctx, response, case)
+    except AcceptedNegativeData:
+        if case.meta is not None and sent_as_valid(case, response):
+            return None
+        raise
+
+
 def known_issue(case) -> bool:
     """What the coverage phase found outside this test's reach, reported for a fix, skipped
     until then (delete each line with its fix):
@@ -277,8 +349,8 @@ def call(case, api, key: str) -> None:
     TARGET.app = api.app
     case.call_and_validate(
         headers={"Authorization": f"Bearer {key}"},
-        excluded_checks=[positive_data_acceptance],
-        additional_checks=[positive_data_acceptance_by_reference],
+        excluded_checks=[positive_data_acceptance, negative_data_rejection],
+        additional_checks=[positive_data_acceptance_by_reference, negative_data_rejection_as_sent],
     )
 
 
