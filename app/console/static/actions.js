@@ -26,15 +26,21 @@ export class ActionsPanel {
     this.result = h("div", { class: "dry-run", id: "dry-run-result", role: "status" });
     this.error = h("p", { class: "error", id: "actions-error", role: "alert" });
     const types = Object.keys(catalog.actions);
-    this.picker = select([["", "Add an action…"], ...types.map((t) => [t, title(t)])], "", {
-      id: "add-action",
-      "aria-label": "Add an action",
-      onchange: (e) => {
-        if (!e.target.value) return;
-        this.add(e.target.value);
-        e.target.value = "";
+    // A choice, then a button: a keyboard user's type-ahead in the list adds nothing.
+    this.picker = select([["", "Choose an action…"], ...types.map((t) => [t, title(t)])], "", { id: "add-action", "aria-label": "Action to add" });
+    this.adder = h(
+      "button",
+      {
+        type: "button",
+        id: "add-action-button",
+        onclick: () => {
+          if (!this.picker.value) return this.picker.focus();
+          this.add(this.picker.value);
+          this.picker.value = "";
+        },
       },
-    });
+      "Add",
+    );
     this.runAt = h("input", { id: "run-at", type: "datetime-local" });
     this.name = h("input", { id: "job-name", placeholder: "e.g. Black Friday tagging" });
     this.dryButton = h("button", { type: "button", id: "dry-run", onclick: () => this.dryRun() }, "Dry run");
@@ -42,7 +48,7 @@ export class ActionsPanel {
     el.append(
       h("h2", {}, "Actions"),
       this.list,
-      this.picker,
+      h("div", { class: "add-action" }, this.picker, this.adder),
       h("details", { class: "more" }, h("summary", {}, "Name and schedule"), field("Job name", this.name), field("Run at (UTC, blank: now)", this.runAt)),
       h("div", { class: "buttons" }, this.dryButton, this.goButton),
       this.error,

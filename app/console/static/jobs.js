@@ -13,6 +13,12 @@ export class JobCard {
   constructor(job, { onNew } = {}) {
     this.onNew = onNew;
     this.el = h("article", { class: "job card", id: `job-${job.id}`, "aria-labelledby": `job-${job.id}-title` });
+    // The bar stays one element, so its width glides from one update to the next.
+    this.fill = h("span", { class: "fill" });
+    this.bar = h("div", { class: "bar", role: "progressbar", "aria-label": `Job ${job.id} progress`, "aria-valuemin": "0", "aria-valuemax": "100" }, this.fill);
+    this.head = h("div", { class: "job-head" });
+    this.body = h("div", { class: "job-body" });
+    this.el.append(this.head, this.bar, this.body);
     if (!cards.has(job.id)) cards.set(job.id, new Set());
     cards.get(job.id).add(this);
     this.update(job);
@@ -46,25 +52,13 @@ export class JobCard {
         label,
       );
     this.el.dataset.status = job.status;
-    this.el.replaceChildren(
-      h(
-        "div",
-        { class: "job-head" },
-        h("h3", { id: `job-${job.id}-title` }, `#${job.id} `, job.name || title(job.kind === "actions" ? (job.actions || []).map((a) => a.type).join(", ") || "job" : job.kind)),
-        h("span", { class: `badge ${job.status}` }, job.status),
-      ),
-      h(
-        "div",
-        {
-          class: "bar",
-          role: "progressbar",
-          "aria-label": `Job ${job.id} progress`,
-          "aria-valuemin": "0",
-          "aria-valuemax": "100",
-          "aria-valuenow": String(pct),
-        },
-        h("span", { class: "fill", style: null }),
-      ),
+    this.head.replaceChildren(
+      h("h3", { id: `job-${job.id}-title` }, `#${job.id} `, job.name || title(job.kind === "actions" ? (job.actions || []).map((a) => a.type).join(", ") || "job" : job.kind)),
+      h("span", { class: `badge ${job.status}` }, job.status),
+    );
+    this.bar.setAttribute("aria-valuenow", String(pct));
+    this.fill.style.width = `${pct}%`;
+    const parts = [
       h("p", { class: "hint" }, h("span", { class: "pct" }, `${pct} %`), ` · ${fmt(job.processed)} of ${fmt(job.total)} contacts`, job.run_at && job.status === "queued" ? ` · runs at ${when(job.run_at)}` : "", job.created_by ? ` · by ${job.created_by}` : "", ` · ${when(job.created_at)}`),
       job.kind === "import"
         ? h("p", { class: "import-counts" }, `created ${fmt(job.created)} · updated ${fmt(job.updated)} · rejected `, h("strong", { class: "rejected" }, fmt(job.rejected)), job.unmapped_columns && job.unmapped_columns.length ? ` · unmapped: ${job.unmapped_columns.join(", ")}` : "")
@@ -88,8 +82,8 @@ export class JobCard {
         job.kind === "import" && FINISHED.has(job.status) && job.rejected ? act("Download rejected rows", () => download("GET", `/v1/jobs/${job.id}/errors`, undefined, `job-${job.id}-errors.csv`)) : null,
       ),
       error,
-    );
-    this.el.querySelector(".fill").style.width = `${pct}%`;
+    ];
+    this.body.replaceChildren(...parts.filter(Boolean));
   }
 
   show(job) {

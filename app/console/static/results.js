@@ -42,6 +42,7 @@ export class Counter {
       this.seen = { total, key };
       this.number.textContent = fmt(total);
       this.number.dataset.total = String(total);
+      this.number.dataset.spec = key; // what was counted: tests and tools read it
       this.status.textContent = "exact, just now";
       this.el.classList.remove("invalid");
       this.onResult(total);
@@ -50,6 +51,7 @@ export class Counter {
       this.seen = null;
       this.number.textContent = "—";
       delete this.number.dataset.total;
+      delete this.number.dataset.spec;
       this.el.classList.add("invalid");
       this.status.textContent = error instanceof ApiError ? error.message : `cannot count: ${error.message}`;
       this.onError(error);

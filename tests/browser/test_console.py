@@ -1,0 +1,394 @@
+"""The console in a real browser (headless Chromium) against a live server: on SQLite, and
+on PostgreSQL with Redis and a real arq worker running the jobs. Each test composes in the
+page as a person would and checks the answer against the API and the data."""
+
+import csv
+import io
+import json
+import time
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+CSS = By.CSS_SELECTOR
+
+PEOPLE = [
+    # e-mail, tags, groups, bought (PURCHASE events)
+    ("ann@x.pl", ["VIP"], [], 2),
+    ("bob@x.pl", ["VIP"], ["Blacklist"], 1),
+    ("cid@x.pl", ["VIP"], [], 0),
+    ("dan@x.pl", ["VIP", "Press"], [], 1),
+    ("eve@x.pl", [], [], 3),
+    ("fay@x.pl", ["vip"], [], 1),
+]
+
+
+def load(http, extra: int = 0) -> None:
+    contacts = [
+        {"email": e, "first_name": e.split("@")[0].title(), "tags": tags, "groups": groups}
+        for e, tags, groups, _ in PEOPLE
+    ]
+    contacts += [{"email": f"many{i}@y.pl", "tags": ["VIP"]} for i in range(extra)]
+    assert http.post("/v1/contacts", json={"contacts": contacts}).status_code == 200
+    events = [
+        {"email": e, "type": "PURCHASE", "occurred_at": "2026-11-01T10:00:00Z", "value": 10}
+        for e, _, _, n in PEOPLE
+        for _ in range(n)
+    ]
+    assert http.post("/v1/events", json={"events": events}).status_code == 200
+
+
+def wait(browser, until, timeout: float = 20, what: str = "the page"):
+    return WebDriverWait(browser, timeout, poll_frequency=0.1).until(
+        lambda d: until(d), message=f"waiting for {what}"
+    )
+
+
+def errors(browser, allow: tuple[str, ...] = ()) -> list[str]:
+    """The browser console's errors, but the ones allowed (e.g. an expected 422)."""
+    return [
+        e["message"]
+        for e in browser.get_log("browser")
+        if e["level"] == "SEVERE" and not any(a in e["message"] for a in allow)
+    ]
+
+
+def open_console(browser, live, key: str) -> None:
+    browser.get(f"{live.url}/console")
+    browser.execute_script("sessionStorage.clear()")
+    browser.get(f"{live.url}/console")
+    browser.find_element(By.ID, "key-input").send_keys(key, Keys.ENTER)
+    wait(browser, lambda d: d.find_element(By.ID, "count").get_attribute("data-total"), what="count")
+    browser.get_log("browser")  # start each test with an empty log
+
+
+def counted(browser, spec: dict, timeout: float = 20) -> int:
+    """The total the page shows once it has counted exactly `spec`."""
+    el = browser.find_element(By.ID, "count")
+
+    def done(_):
+        shown = el.get_attribute("data-spec")
+        return shown is not None and json.loads(shown) == spec
+
+    wait(browser, done, timeout, what=f"the count of {spec}")
+    return int(el.get_attribute("data-total"))
+
+
+def shown_spec(browser) -> dict:
+    return json.loads(browser.find_element(By.ID, "spec-json").get_attribute("value"))
+
+
+def type_into_focus(browser, *keys) -> None:
+    browser.switch_to.active_element.send_keys(*keys)
+
+
+def add_selector(browser, side: str, kind: str, *names: str) -> None:
+    browser.find_element(By.ID, f"add-{side}-{kind}").click()
+    for name in names:
+        type_into_focus(browser, name, Keys.ENTER)
+
+
+def test_compose_tag_exclude_group_nested_event_count_equals_api(browser, live, http, key, shot):
+    load(http)
+    open_console(browser, live, key)
+    add_selector(browser, "include", "tag", "VIP")
+    add_selector(browser, "exclude", "group", "Blacklist")
+    # filter: a nested "any of" group holding an event test: at least 1 PURCHASE
+    browser.find_element(CSS, ".group.root > .adders button[id$='-add-group']").click()
+    browser.find_element(CSS, ".group.root .group select[id$='-op']").send_keys("any of")
+    browser.find_element(CSS, ".group.root .group button[id$='-add-event']").click()
+    event_row = browser.find_element(CSS, ".group.root .group .cond-row.event")
+    event_row.find_element(CSS, "input[id$='-type']").send_keys("PURCHASE")
+    value = event_row.find_element(CSS, "input[id$='-value']")
+    value.clear()
+    value.send_keys("1")
+    expected = {
+        "include": [{"type": "tag", "tags": ["VIP"]}],
+        "exclude": [{"type": "group", "groups": ["Blacklist"]}],
+        "filter": {
+            "and": [{"or": [{"event": {"type": "PURCHASE"}, "agg": "count", "op": "gte", "value": 1}]}]
+        },
+    }
+    total = counted(browser, expected)
+    shot("composed")
+    api_total = http.post("/v1/selections/count", json=expected).json()["total"]
+    # ann, dan, fay (vip is VIP): bob is blacklisted, cid bought nothing, eve is no VIP
+    assert total == api_total == 3
+    assert shown_spec(browser) == expected
+    assert browser.find_element(By.ID, "count").text == "3"
+    # the preview lists the same contacts
+    browser.find_element(By.ID, "preview-show").click()
+    wait(browser, lambda d: len(d.find_elements(CSS, "#preview-table tbody tr")) == 3, what="preview")
+    emails = {td.text for td in browser.find_elements(CSS, "#preview-table tbody tr td:nth-child(2)")}
+    assert emails == {"ann@x.pl", "dan@x.pl", "fay@x.pl"}
+    shot("preview")
+    assert errors(browser) == []
+
+
+def test_a_typo_in_a_group_shows_the_422_at_its_row(browser, live, http, key, shot):
+    load(http)
+    open_console(browser, live, key)
+    add_selector(browser, "include", "tag", "VIP")
+    add_selector(browser, "exclude", "group", "Blacklst")
+    row = browser.find_element(CSS, ".exclude .selector-row")
+    wait(browser, lambda d: "invalid" in row.get_attribute("class"), what="the row marked")
+    message = row.find_element(CSS, ".row-error").text
+    assert "no group named 'Blacklst'" in message and "Blacklist" in message
+    # the include row, which is fine, is not marked
+    ok_row = browser.find_element(CSS, ".include .selector-row")
+    assert "invalid" not in ok_row.get_attribute("class")
+    assert browser.find_element(By.ID, "count").get_attribute("data-total") is None
+    shot("typo")
+    # fixed: the mark goes away and the count comes back
+    row.find_element(CSS, "button.chip-x").click()
+    type_into_focus(browser, "Blacklist", Keys.ENTER)
+    spec = {
+        "include": [{"type": "tag", "tags": ["VIP"]}],
+        "exclude": [{"type": "group", "groups": ["Blacklist"]}],
+    }
+    assert counted(browser, spec) == 4
+    assert "invalid" not in row.get_attribute("class")
+    assert errors(browser, allow=("status of 422",)) == []
+
+
+def _job_card(browser, scope: str = ""):
+    return browser.find_element(CSS, f"{scope} article.job")
+
+
+def test_run_a_job_of_two_actions_see_it_finish_then_revert_it(browser, live, http, key, shot):
+    load(http, extra=40)  # 45 VIP contacts: several chunks of 5, so the bar moves
+    open_console(browser, live, key)
+    add_selector(browser, "include", "tag", "VIP")
+    spec = {"include": [{"type": "tag", "tags": ["VIP"]}]}
+    assert counted(browser, spec) == 45
+    picker = Select(browser.find_element(By.ID, "add-action"))
+    picker.select_by_visible_text("Add tags")
+    browser.find_element(By.ID, "add-action-button").click()
+    type_into_focus(browser, "black-friday", Keys.ENTER)
+    picker.select_by_visible_text("Set score")
+    browser.find_element(By.ID, "add-action-button").click()
+    card = browser.find_elements(CSS, ".action")[1]
+    Select(card.find_element(CSS, "select[id$='-mode']")).select_by_value("add")
+    score = card.find_element(CSS, "input[id$='-value']")
+    score.clear()
+    score.send_keys("10")
+    browser.find_element(By.ID, "dry-run").click()
+    wait(browser, lambda d: d.find_elements(By.ID, "dry-run-total"), what="the dry run")
+    affected = [
+        int(td.get_attribute("data-affected")) for td in browser.find_elements(CSS, "#dry-run-result td.num")
+    ]
+    assert browser.find_element(By.ID, "dry-run-total").text == "45" and affected == [45, 45]
+    shot("dry-run")
+    browser.find_element(By.ID, "perform").click()
+    dialog = browser.find_element(By.ID, "confirm")
+    wait(browser, lambda d: dialog.is_displayed(), what="the confirmation")
+    assert "45 contacts" in dialog.find_element(By.ID, "confirm-title").text
+    shot("confirm")
+    browser.find_element(By.ID, "confirm-ok").click()
+    card = wait(browser, lambda d: d.find_elements(CSS, "#dry-run-result article.job"), what="job")[0]
+    bar = card.find_element(CSS, "[role=progressbar]")
+    wait(browser, lambda d: bar.get_attribute("aria-valuenow") == "100", 60, what="100 %")
+    wait(browser, lambda d: card.get_attribute("data-status") == "succeeded", 30, what="success")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", card)
+    time.sleep(0.4)  # the bar's last glide
+    shot("done")
+    job_id = int(card.get_attribute("id").removeprefix("job-"))
+    job = http.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "succeeded" and job["expected_total"] if "expected_total" in job else True
+    assert [a["affected"] for a in job["actions"]] == [45, 45]
+    assert card.find_elements(CSS, ".affected [data-affected]")[0].text == "45"
+    after = http.post(
+        "/v1/selections/count", json={"include": [{"type": "tag", "tags": ["black-friday"]}]}
+    ).json()["total"]
+    assert after == 45
+
+    # Jobs tab: the job in the history; revert it after its dry run
+    browser.find_element(By.ID, "tab-jobs").click()
+    listed = wait(browser, lambda d: d.find_elements(CSS, f"#job-list #job-{job_id}"), what="history")[0]
+    listed.find_element(By.XPATH, ".//button[starts-with(., 'Revert')]").click()
+    wait(browser, lambda d: dialog.is_displayed(), what="the revert confirmation")
+    assert "45 contacts" in dialog.find_element(By.ID, "confirm-body").text
+    shot("revert-dry-run")
+    browser.find_element(By.ID, "confirm-ok").click()
+    revert = wait(
+        browser,
+        lambda d: [c for c in d.find_elements(CSS, "#job-list article.job") if c.get_attribute("id") != f"job-{job_id}"],
+        what="the revert job",
+    )[0]
+    wait(browser, lambda d: revert.get_attribute("data-status") == "succeeded", 60, what="revert")
+    time.sleep(0.4)
+    shot("reverted")
+    assert http.post(
+        "/v1/selections/count", json={"include": [{"type": "tag", "tags": ["black-friday"]}]}
+    ).json()["total"] == 0
+    scores = http.post(
+        "/v1/selections/count", json={"filter": {"field": "score", "op": "gt", "value": 0}}
+    ).json()["total"]
+    assert scores == 0
+    assert errors(browser) == []
+
+
+def test_export_the_selection(browser, live, http, key, shot, downloads):
+    load(http)
+    open_console(browser, live, key)
+    add_selector(browser, "include", "tag", "VIP")
+    spec = {"include": [{"type": "tag", "tags": ["VIP"]}]}
+    assert counted(browser, spec) == 5
+    for old in downloads.iterdir():
+        old.unlink()
+    browser.find_element(By.ID, "export").click()
+    status = browser.find_element(By.ID, "export-status")
+    wait(browser, lambda d: status.get_attribute("data-size"), what="the export")
+    shot("exported")
+    expected = http.post(
+        "/v1/selections/export", json={"selection": spec, "format": "csv"}
+    ).content
+    assert int(status.get_attribute("data-size")) == len(expected)
+    files = wait(browser, lambda d: [p for p in downloads.iterdir() if p.suffix == ".csv"], what="file")
+    rows = list(csv.DictReader(io.StringIO(files[0].read_text("utf-8-sig"))))
+    assert sorted(r["email"] for r in rows) == ["ann@x.pl", "bob@x.pl", "cid@x.pl", "dan@x.pl", "fay@x.pl"]
+    assert errors(browser) == []
+
+
+def _tab_to(browser, element_id: str, limit: int = 80) -> None:
+    """Press Tab until the element has the focus (keyboard only)."""
+    for _ in range(limit):
+        if browser.switch_to.active_element.get_attribute("id") == element_id:
+            return
+        browser.switch_to.active_element.send_keys(Keys.TAB)
+    raise AssertionError(f"#{element_id} is not reachable with Tab")
+
+
+def test_keyboard_only_compose_count_dry_run(browser, live, http, key, shot):
+    load(http)
+    browser.get(f"{live.url}/console")
+    browser.execute_script("sessionStorage.clear()")
+    browser.get(f"{live.url}/console")
+    browser.find_element(CSS, "body").send_keys(Keys.TAB)  # focus enters the page
+    _tab_to(browser, "key-input")
+    type_into_focus(browser, key, Keys.ENTER)
+    wait(browser, lambda d: d.find_element(By.ID, "count").get_attribute("data-total"), what="count")
+    browser.get_log("browser")
+    _tab_to(browser, "add-include-tag")
+    type_into_focus(browser, Keys.ENTER)
+    type_into_focus(browser, "VIP", Keys.ENTER)
+    assert counted(browser, {"include": [{"type": "tag", "tags": ["VIP"]}]}) == 5
+    _tab_to(browser, "add-action")
+    type_into_focus(browser, "Add tags")
+    type_into_focus(browser, Keys.TAB)  # to the Add button
+    type_into_focus(browser, Keys.ENTER)
+    assert [a.text.split("\n")[0] for a in browser.find_elements(CSS, ".action .action-head")] == [
+        "1. Add tags"
+    ]
+    _tab_to(browser, browser.find_element(CSS, ".action .chips input").get_attribute("id"))
+    type_into_focus(browser, "keyboard", Keys.ENTER)
+    _tab_to(browser, "dry-run")
+    type_into_focus(browser, Keys.ENTER)
+    wait(browser, lambda d: d.find_elements(By.ID, "dry-run-total"), what="the dry run")
+    assert browser.find_element(By.ID, "dry-run-total").text == "5"
+    shot("keyboard")
+    assert errors(browser) == []
+
+
+def test_usable_at_390_px(browser, live, http, key, shot):
+    load(http)
+    browser.set_window_size(390, 844)
+    try:
+        open_console(browser, live, key)
+        add_selector(browser, "include", "tag", "VIP")
+        assert counted(browser, {"include": [{"type": "tag", "tags": ["VIP"]}]}) == 5
+        width = browser.execute_script("return document.documentElement.scrollWidth")
+        inner = browser.execute_script("return window.innerWidth")
+        assert width <= inner, f"the page scrolls sideways: {width} > {inner}"
+        shot("390px")
+        browser.find_element(By.ID, "add-action").location_once_scrolled_into_view
+        count = browser.find_element(By.ID, "count")
+        assert count.is_displayed() and count.rect["y"] >= browser.execute_script("return window.scrollY")
+        shot("390px-actions")
+        assert errors(browser) == []
+    finally:
+        browser.set_window_size(1366, 900)
+
+
+def test_a_read_key_sees_no_actions(browser, live, http, shot):
+    load(http)
+    made = http.post("/v1/keys", json={"label": "viewer", "scope": "read"}).json()
+    open_console(browser, live, made["key"])
+    assert "read-only" in browser.find_element(By.ID, "who-label").text
+    assert not browser.find_element(CSS, ".actions-card").is_displayed()
+    assert not browser.find_element(By.ID, "tab-import").is_displayed()
+    add_selector(browser, "include", "tag", "VIP")
+    assert counted(browser, {"include": [{"type": "tag", "tags": ["VIP"]}]}) == 5
+    shot("read-key")
+    assert errors(browser) == []
+
+
+def test_pasted_json_fills_the_form(browser, live, http, key, shot):
+    load(http)
+    open_console(browser, live, key)
+    spec = {
+        "include": [{"type": "tag", "tags": ["VIP"], "match": "all"}],
+        "filter": {
+            "not": {"or": [{"field": "email", "op": "ends_with", "value": "@x.pl"}, {"field": "score", "op": "between", "value": [1, 5]}]}
+        },
+    }
+    browser.find_element(CSS, "details.json summary").click()
+    box = browser.find_element(By.ID, "spec-json")
+    box.clear()
+    box.send_keys(json.dumps(spec))
+    browser.find_element(By.ID, "spec-apply").click()
+    assert counted(browser, spec) == http.post("/v1/selections/count", json=spec).json()["total"]
+    assert len(browser.find_elements(CSS, ".cond-row.field")) == 2
+    assert browser.find_element(CSS, ".group.root > .group-head input[type=checkbox]").is_selected()
+    shot("pasted")
+    assert errors(browser) == []
+
+
+def test_import_a_csv_with_a_column_mapping(browser, live, http, key, shot, tmp_path):
+    paths = httpx_paths(live)
+    if "/v1/imports" not in paths:
+        pytest.skip("POST /v1/imports is not on this branch yet (built on another branch)")
+    open_console(browser, live, key)
+    browser.find_element(By.ID, "tab-import").click()
+    path = tmp_path / "people.csv"
+    path.write_text("E-mail;Imię;Miasto\nola@x.pl;Ola;Łódź\nnot-an-email;Jan;Kraków\n", "utf-8")
+    browser.find_element(By.ID, "import-file").send_keys(str(path))
+    rows = wait(browser, lambda d: d.find_elements(CSS, "#mapping-table tbody tr"), what="mapping")
+    assert len(rows) == 3
+    assert browser.find_element(By.ID, "map-0").get_attribute("value") == "email"
+    browser.find_element(By.ID, "map-1").send_keys("first name")
+    browser.find_element(By.ID, "map-2").send_keys("city")
+    shot("mapping")
+    browser.find_element(By.ID, "import-submit").click()
+    card = wait(browser, lambda d: d.find_elements(CSS, "#import-jobs article.job"), what="job")[0]
+    wait(browser, lambda d: card.get_attribute("data-status") == "succeeded", 60, what="import")
+    shot("imported")
+    assert card.find_element(CSS, ".rejected").text == "1"
+    found = http.get("/v1/contacts", params={"email": "ola@x.pl"}).json()
+    contact = found["contacts"][0] if "contacts" in found else found[0]
+    assert (contact["first_name"], contact["city"]) == ("Ola", "Łódź")
+    assert errors(browser) == []
+
+
+def httpx_paths(live) -> set[str]:
+    import httpx
+
+    return set(httpx.get(f"{live.url}/openapi.json", timeout=10).json()["paths"])
+
+
+def test_count_answers_out_of_order_never_show_the_older_one(browser, live, http, key):
+    """Two selections counted back to back: the page ends on the second one's total even
+    when the first answer comes last (its request is aborted; a late answer is dropped)."""
+    load(http)
+    open_console(browser, live, key)
+    add_selector(browser, "include", "tag", "VIP")
+    add_selector(browser, "exclude", "group", "Blacklist")
+    spec = {
+        "include": [{"type": "tag", "tags": ["VIP"]}],
+        "exclude": [{"type": "group", "groups": ["Blacklist"]}],
+    }
+    assert counted(browser, spec) == 4
+    time.sleep(1)
+    assert browser.find_element(By.ID, "count").text == "4"
