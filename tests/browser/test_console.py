@@ -101,7 +101,7 @@ def test_compose_tag_exclude_group_nested_event_count_equals_api(browser, live, 
     browser.find_element(CSS, ".group.root > .adders button[id$='-add-group']").click()
     browser.find_element(CSS, ".group.root .group select[id$='-op']").send_keys("any of")
     browser.find_element(CSS, ".group.root .group button[id$='-add-event']").click()
-    event_row = browser.find_element(CSS, ".group.root .group .cond-row.event")
+    event_row = browser.find_element(CSS, ".group.root .group .cond-row.cond-event")
     event_row.find_element(CSS, "input[id$='-type']").send_keys("PURCHASE")
     value = event_row.find_element(CSS, "input[id$='-value']")
     value.clear()
@@ -381,7 +381,7 @@ def test_pasted_json_fills_the_form(browser, live, http, key, shot):
     box.send_keys(json.dumps(spec))
     browser.find_element(By.ID, "spec-apply").click()
     assert counted(browser, spec) == http.post("/v1/selections/count", json=spec).json()["total"]
-    assert len(browser.find_elements(CSS, ".cond-row.field")) == 2
+    assert len(browser.find_elements(CSS, ".cond-row.cond-field")) == 2
     assert browser.find_element(CSS, ".group.root > .group-head input[type=checkbox]").is_selected()
     shot("pasted")
     assert errors(browser) == []
@@ -453,4 +453,183 @@ def test_a_late_answer_to_an_older_selection_never_replaces_the_newer(browser, l
     time.sleep(1.5)  # the first answer (5) has arrived by now, and was dropped
     count = browser.find_element(By.ID, "count")
     assert count.text == "4" and json.loads(count.get_attribute("data-spec")) == spec
+    assert errors(browser) == []
+
+
+def test_funnel_and_mailing_selectors_saved_as_a_segment_and_loaded(browser, live, http, key, shot):
+    load(http)
+    funnel = {"name": "Sales", "stages": ["Lead", "Won"]}
+    assert http.post("/v1/funnels", json=funnel).status_code == 201
+    stages = [("ann@x.pl", "Won"), ("bob@x.pl", "Lead"), ("cid@x.pl", "Won")]
+    contacts = [{"email": e, "funnels": {"Sales": s}} for e, s in stages]
+    assert http.post("/v1/contacts", json={"contacts": contacts}).status_code == 200
+    mailing = http.post(
+        "/v1/mailings",
+        json={
+            "name": "Newsletter",
+            "sent_at": "2026-11-02T08:00:00Z",
+            "recipients": [
+                {"email": "ann@x.pl", "opened_at": "2026-11-02T09:00:00Z"},
+                {"email": "eve@x.pl", "opened_at": "2026-11-03T09:00:00Z"},
+                {"email": "dan@x.pl"},
+            ],
+        },
+    ).json()
+    open_console(browser, live, key)
+    browser.find_element(By.ID, "add-include-funnel").click()
+    funnel_select = browser.find_element(CSS, ".include select[id$='-funnel']")
+    wait(browser, lambda d: len(funnel_select.find_elements(CSS, "option")) > 1, what="funnels")
+    Select(funnel_select).select_by_value("Sales")
+    won = wait(
+        browser,
+        lambda d: [el for el in d.find_elements(CSS, ".include .stages label") if "Won" in el.text],
+        what="stages",
+    )[0]
+    won.click()
+    browser.find_element(By.ID, "add-include-mailing").click()
+    mailings = browser.find_element(CSS, ".include select[id$='-mailings']")
+    wait(browser, lambda d: mailings.find_elements(CSS, "option"), what="mailings")
+    Select(mailings).select_by_value(str(mailing["id"]))
+    Select(browser.find_element(CSS, ".include select[id$='-event']")).select_by_value("opened")
+    spec = {
+        "include": [
+            {"type": "funnel", "funnel": "Sales", "stages": ["Won"]},
+            {"type": "mailing", "mailings": [mailing["id"]], "event": "opened"},
+        ]
+    }
+    assert counted(browser, spec) == 3  # ann, cid (Won); ann, eve (opened)
+    assert http.post("/v1/selections/count", json=spec).json()["total"] == 3
+    shot("funnel-and-mailing")
+    browser.find_element(By.ID, "segment-name").send_keys("Winners")
+    browser.find_element(By.ID, "segment-save").click()
+    segment = wait(
+        browser,
+        lambda d: [s for s in http.get("/v1/segments").json() if s["name"] == "Winners"],
+        what="the saved segment",
+    )[0]
+    assert segment["selection"]["include"] == spec["include"]
+    # a fresh page: load the segment back into the form
+    browser.refresh()
+    wait(
+        browser, lambda d: d.find_element(By.ID, "count").get_attribute("data-total"), what="count"
+    )
+    load_select = browser.find_element(By.ID, "segment-load")
+    wait(browser, lambda d: len(load_select.find_elements(CSS, "option")) > 1, what="segments")
+    Select(load_select).select_by_visible_text("Winners")
+    assert counted(browser, spec) == 3
+    assert browser.find_element(CSS, ".include .stages input:checked")
+    shot("segment-loaded")
+    # and as a selector of its own
+    browser.find_element(By.ID, "add-exclude-segment").click()
+    type_into_focus(browser, "Winners", Keys.ENTER)
+    spec["exclude"] = [{"type": "segment", "segments": ["Winners"]}]
+    assert counted(browser, spec) == 0
+    assert errors(browser) == []
+
+
+def test_a_scheduled_job_is_queued_then_cancelled(browser, live, http, key, shot):
+    load(http)
+    open_console(browser, live, key)
+    add_selector(browser, "include", "tag", "VIP")
+    assert counted(browser, {"include": [{"type": "tag", "tags": ["VIP"]}]}) == 5
+    Select(browser.find_element(By.ID, "add-action")).select_by_visible_text("Add tags")
+    browser.find_element(By.ID, "add-action-button").click()
+    type_into_focus(browser, "later", Keys.ENTER)
+    browser.find_element(CSS, ".actions-card details.more summary").click()
+    browser.find_element(By.ID, "job-name").send_keys("Next year")
+    run_at = browser.find_element(By.ID, "run-at")
+    browser.execute_script("arguments[0].value = '2030-01-02T10:00'", run_at)
+    browser.find_element(By.ID, "perform").click()
+    browser.find_element(By.ID, "confirm-ok").click()
+    card = wait(browser, lambda d: d.find_elements(CSS, "#dry-run-result article.job"), what="job")[
+        0
+    ]
+    wait(browser, lambda d: card.get_attribute("data-status") == "queued", what="queued")
+    assert "runs at 2030-01-02 10:00 UTC" in card.text and "Next year" in card.text
+    shot("scheduled")
+    card.find_element(By.XPATH, ".//button[.='Cancel']").click()
+    wait(browser, lambda d: card.get_attribute("data-status") == "cancelled", 30, what="cancel")
+    shot("cancelled")
+    job_id = int(card.get_attribute("id").removeprefix("job-"))
+    job = http.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "cancelled" and job["name"] == "Next year"
+    assert job["run_at"].startswith("2030-01-02T10:00")
+    tagged = {"include": [{"type": "tag", "tags": ["later"]}]}
+    r = http.post("/v1/selections/count", json=tagged)  # 422 while no contact ever had it
+    assert r.status_code == 422 or r.json()["total"] == 0
+    # the history, filtered by status
+    browser.find_element(By.ID, "tab-jobs").click()
+    Select(browser.find_element(By.ID, "jobs-status")).select_by_value("succeeded")
+    wait(browser, lambda d: not d.find_elements(CSS, f"#job-list #job-{job_id}"), what="filter")
+    Select(browser.find_element(By.ID, "jobs-status")).select_by_value("cancelled")
+    wait(browser, lambda d: d.find_elements(CSS, f"#job-list #job-{job_id}"), what="filter")
+    assert errors(browser) == []
+
+
+# Every visible control's accessible name: aria-label, its <label>s, or a button's text.
+UNNAMED = """
+return [...document.querySelectorAll("input, select, textarea, button")]
+  .filter((el) => el.getClientRects().length > 0)
+  .filter((el) => {
+    const labels = [...(el.labels || [])].map((l) => l.textContent).join(" ");
+    const text = el.tagName === "BUTTON" ? el.textContent : "";
+    return !((el.getAttribute("aria-label") || labels || text || el.title || "").trim());
+  })
+  .map((el) => el.outerHTML.slice(0, 160));
+"""
+
+
+def test_every_control_has_an_accessible_name(browser, live, http, key, shot):
+    load(http, extra=25)
+    open_console(browser, live, key)
+    for kind in ("tag", "funnel", "mailing", "group", "segment"):
+        browser.find_element(By.ID, f"add-include-{kind}").click()
+    browser.find_element(By.ID, "add-exclude-tag").click()
+    for kind in ("field", "detail", "event", "selector", "group"):
+        browser.find_element(CSS, f".group.root > .adders button[id$='-add-{kind}']").click()
+    for summary in browser.find_elements(CSS, "details summary"):
+        if summary.is_displayed():
+            summary.click()
+    picker = Select(browser.find_element(By.ID, "add-action"))
+    for option in [o.get_attribute("value") for o in picker.options if o.get_attribute("value")]:
+        picker.select_by_value(option)
+        browser.find_element(By.ID, "add-action-button").click()
+    browser.find_element(By.ID, "preview-show").click()
+    wait(browser, lambda d: d.find_elements(CSS, "#preview-table tbody tr"), what="preview")
+    assert browser.execute_script(UNNAMED) == []
+    shot("everything")
+    for tab in ("tab-jobs", "tab-import"):
+        browser.find_element(By.ID, tab).click()
+        assert browser.execute_script(UNNAMED) == []
+    assert errors(browser, allow=("status of 422",)) == []
+
+
+def test_the_preview_pages_with_chosen_columns(browser, live, http, key, shot):
+    load(http, extra=25)
+    open_console(browser, live, key)
+    add_selector(browser, "include", "tag", "VIP")
+    assert counted(browser, {"include": [{"type": "tag", "tags": ["VIP"]}]}) == 30
+    browser.find_element(By.ID, "preview-show").click()
+    info = browser.find_element(CSS, ".pager .hint")
+    wait(browser, lambda d: info.text == "1–20 of 30", what="page 1")
+    browser.find_element(By.ID, "preview-next").click()
+    wait(browser, lambda d: info.text == "21–30 of 30", what="page 2")
+    assert not browser.find_element(By.ID, "preview-next").is_enabled()
+    browser.find_element(By.ID, "preview-prev").click()
+    wait(browser, lambda d: info.text == "1–20 of 30", what="page 1 again")
+    # a column more, one fewer
+    browser.find_element(CSS, ".columns summary").click()
+    for name in ("company", "city"):
+        box = browser.find_element(
+            By.XPATH, f"//details[@class='columns']//label[normalize-space(.)='{name}']"
+        )
+        box.click()
+    wait(
+        browser,
+        lambda d: "company" in [h.text for h in d.find_elements(CSS, "#preview-table thead th")],
+        what="columns",
+    )
+    heads = [h.text for h in browser.find_elements(CSS, "#preview-table thead th")]
+    assert "company" in heads and "city" not in heads
+    shot("preview-columns")
     assert errors(browser) == []

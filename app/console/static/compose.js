@@ -649,7 +649,7 @@ export class Composer {
     if (r.kind !== "selector") parts.push(...this.opAndValue(r, label));
     return h(
       "div",
-      { class: `row cond-row ${r.kind}`, "data-row": r.id, id: r.id },
+      { class: `row cond-row cond-${r.kind}`, "data-row": r.id, id: r.id },
       h("div", { class: "cond" }, parts),
       h("button", { type: "button", class: "icon remove", "aria-label": `Remove ${label}`, onclick: () => this.removeNode(r) }, "✕"),
       h("p", { class: "row-error", role: "status" }),
