@@ -492,7 +492,7 @@ export class Composer {
                 this.changed();
               },
             }),
-            `${n}${stageHint(stage)}`,
+            `${n}${f.contacts && f.contacts[n] != null ? ` (${f.contacts[n]})` : stageHint(stage)}`,
           );
         }),
       );

@@ -157,7 +157,9 @@ export class JobsPanel {
   }
 
   async load(before) {
+    const seq = (this.seq = (this.seq || 0) + 1); // a slower, older listing never wins
     const page = await get(`/v1/jobs${query({ status: this.status.value, kind: this.kind.value, before, limit: 20 })}`);
+    if (seq !== this.seq) return;
     const made = page.jobs.map((j) => new JobCard(j, { onNew: (job) => this.prepend(job) }).el);
     if (before) this.list.append(...made);
     else this.list.replaceChildren(...(made.length ? made : [h("p", { class: "hint" }, "No jobs yet.")]));
