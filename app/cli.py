@@ -18,9 +18,17 @@ DEMO_KEY_FILE = "audience-demo.key"
 
 
 def _settings():
+    from pydantic import ValidationError
+
     from app.config import get_settings
 
-    return get_settings()
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "AUDIENCE_" + "_".join(str(part) for part in error["loc"]).upper()
+            typer.echo(f"{name}: {error['msg']}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _is_sqlite(url: str) -> bool:
@@ -32,21 +40,31 @@ def migrate() -> None:
     """Bring the database schema up to date (Alembic)."""
     from app.migrate import upgrade
 
-    upgrade(_settings().database_url)
-    typer.echo("database is up to date")
+    before, after = upgrade(_settings().database_url)
+    if before == after:
+        typer.echo(f"database already at the newest schema ({after})")
+    else:
+        typer.echo(f"database migrated from {before or 'empty'} to {after}")
 
 
-def ensure_demo(engine, settings) -> str:
-    """The embedded default's demo account: created (with demo data) on first start; its
-    key is kept beside the database so it can be printed at every start."""
+def ensure_demo(engine, settings) -> str | None:
+    """The embedded default's demo account: created (with demo data) on the first start,
+    into a database without accounts; its key is kept beside the database so it can be
+    printed at every start. None: a database with accounts of its own gets no demo."""
+    import sqlalchemy as sa
+
+    from app import tables as t
     from app.auth import account_for_key, create_account
     from app.contacts.service import count_contacts
 
-    key_path = Path(DEMO_KEY_FILE)
+    key_path = _database_folder(settings.database_url) / DEMO_KEY_FILE
     key = key_path.read_text().strip() if key_path.exists() else None
     with engine.begin() as conn:
         if key and account_for_key(conn, key) is not None:
             return key
+        if conn.execute(sa.select(sa.func.count()).select_from(t.accounts)).scalar_one():
+            # Someone's own database (accounts, no demo of ours): leave it as it is.
+            return None
         account_id, key = create_account(conn, "demo", key)
     key_path.write_text(key + "\n")
     os.chmod(key_path, 0o600)
@@ -113,14 +131,18 @@ def serve(
     if _is_sqlite(settings.database_url):
         upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
-    if _embedded_demo(settings):
-        key = ensure_demo(engine, settings)
+    address = f"http://{host}:{port}"
+    key = ensure_demo(engine, settings) if _embedded_demo(settings) else None
+    if key:
         typer.echo(f"demo account API key: {key}")
         typer.echo(
-            f"try: curl -s -X POST http://{host}:{port}/v1/selections/count "
+            f"try: curl -s -X POST {address}/v1/selections/count "
             f"-H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
             "-d '{}'"
         )
+    elif _embedded_demo(settings):
+        typer.echo("no demo account: this database has accounts of its own")
+    typer.echo(f"Audience listening on {address} (API docs at {address}/docs)")
     uvicorn.run(
         create_app(settings, engine=engine), host=host, port=port, log_config=None, access_log=False
     )
@@ -410,9 +432,14 @@ def seed_command(
 
     from app.auth import create_account
     from app.db import make_engine
+    from app.migrate import upgrade
     from app.seed import seed
 
-    engine = make_engine(_settings().database_url)
+    settings = _settings()
+    before, after = upgrade(settings.database_url)
+    if before != after:
+        typer.echo(f"database migrated from {before or 'empty'} to {after}", err=True)
+    engine = make_engine(settings.database_url)
     key = None
     if account is None:
         with engine.begin() as conn:
@@ -437,10 +464,24 @@ def explain(
     from app.db import for_account, make_engine
     from app.selection.service import explain as explain_selection
 
-    data = json.loads(sys.stdin.read() if str(spec) == "-" else spec.read_text())
+    try:
+        data = json.loads(sys.stdin.read() if str(spec) == "-" else spec.read_text())
+    except OSError as exc:
+        typer.echo(f"{spec}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        typer.echo(f"{spec}: not JSON: {exc}", err=True)
+        raise typer.Exit(2) from None
     engine = for_account(make_engine(_settings().database_url), account)
-    with engine.begin() as conn:
-        sql, plan = explain_selection(conn, account, data, analyze=analyze)
+    from app.errors import AudienceError
+
+    try:
+        with engine.begin() as conn:
+            sql, plan = explain_selection(conn, account, data, analyze=analyze)
+    except AudienceError as exc:
+        for detail in exc.details or [{"path": "", "message": exc.message}]:
+            typer.echo(f"{spec}: {detail['path']}: {detail['message']}", err=True)
+        raise typer.Exit(2) from None
     for line in [sql, *plan]:
         typer.echo(line)
 

@@ -1,7 +1,9 @@
+import json
 from functools import lru_cache
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -11,7 +13,12 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///audience.db"
     redis_url: str | None = None
-    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    # A PostgreSQL hot standby for reads (counts, previews, exports, pickers, listings),
+    # used while it answers and is at most max_replica_lag_s behind; else the primary.
+    read_database_url: str | None = None
+    max_replica_lag_s: float = 5.0
+    # Origins a browser may call from: a JSON list, or comma-separated (`*`: any).
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     # Seconds a count or preview may run on PostgreSQL before it is cancelled (503).
     statement_timeout_s: float = 30.0
     # Contacts a job applies per transaction.
@@ -43,6 +50,16 @@ class Settings(BaseSettings):
     demo_contacts: int = 2_000
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value):
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [origin.strip() for origin in text.split(",") if origin.strip()]
+        return value
 
 
 @lru_cache

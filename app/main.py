@@ -28,6 +28,8 @@ from app.api.deps import known_query
 from app.config import Settings, get_settings
 from app.db import make_engine, read_engine
 from app.jobs.transports import make_runner
+from app.openapi import defaults_described
+from app.replica import Reads
 
 log = logs.get("audience.http")
 
@@ -134,6 +136,8 @@ def create_app(
             app.state.runner.stop()
             if owns_engine:
                 app.state.engine.dispose()
+            if app.state.reads.replica is not None:
+                app.state.reads.replica.dispose()
 
     app = FastAPI(
         title="Audience",
@@ -149,6 +153,12 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url)
     app.state.read_engine = read_engine(app.state.engine)  # disposed with it
+    replica = (
+        make_engine(settings.read_database_url, connect_args={"connect_timeout": 2})
+        if settings.read_database_url
+        else None
+    )
+    app.state.reads = Reads(app.state.read_engine, replica, settings.max_replica_lag_s)
     app.state.runner = make_runner(settings, app.state.engine)
     errors.install(app)
     app.add_middleware(
@@ -174,4 +184,5 @@ def create_app(
     ):
         app.include_router(module.router)
     errors.document_limits(app)
+    defaults_described(app)
     return app

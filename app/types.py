@@ -14,6 +14,7 @@ from fastapi import Path, Query
 from pydantic import AfterValidator, BeforeValidator, Field, StrictFloat, StringConstraints
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+NO_NUL = "^[^\\x00]*$"  # (JSON Schema's pattern for a text without NUL)
 _INT64 = {"format": "int64"}
 
 
@@ -47,6 +48,18 @@ def query_id(description: str) -> Any:
     ]
 
 
+def query_text(max_length: int, description: str) -> Any:
+    """An optional text in a query string: no NUL (PostgreSQL's text cannot hold one; a
+    422 at `query.NAME`, never a 500), as the schema documents."""
+    return Annotated[
+        str | None,
+        Query(
+            max_length=max_length, description=description, json_schema_extra={"pattern": NO_NUL}
+        ),
+        AfterValidator(lambda value: value if value is None else no_nul(value)),
+    ]
+
+
 def no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
@@ -59,7 +72,7 @@ def text(max_length: int, min_length: int = 0) -> Any:
         str,
         StringConstraints(min_length=min_length, max_length=max_length),
         AfterValidator(no_nul),
-        Field(json_schema_extra={"pattern": "^[^\\x00]*$"}),
+        Field(json_schema_extra={"pattern": NO_NUL}),
     ]
 
 

@@ -52,9 +52,9 @@ class ReadQuery:
     """`await query(work)`: work(conn) on a connection of its own (one transaction under
     the statement timeout), cancellable and retried as above; a timeout is a 503."""
 
-    def __init__(self, request: Request, engine: Engine, timeout_s: float):
+    def __init__(self, request: Request, engine: Callable[[], Engine], timeout_s: float):
         self.request = request
-        self.engine = engine
+        self.engine = engine  # asked again at each try: a retry may go elsewhere
         self.timeout_s = timeout_s
 
     async def __call__(self, work: Callable[[Connection], T]) -> T:
@@ -64,7 +64,7 @@ class ReadQuery:
 
     def _transaction(self, work: Callable[[Connection], T]) -> Callable[[QueryHandle], T]:
         def run(handle: QueryHandle) -> T:
-            with self.engine.begin() as conn:
+            with self.engine().begin() as conn:
                 handle.conn = conn
                 set_statement_timeout(conn, self.timeout_s)
                 return work(conn)

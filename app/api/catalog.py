@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Response
 
-from app.api.deps import AccountDep, ReadConn, ReadRetryingRoute, WriteConn
+from app.api.deps import AccountDep, ReadConn, ReadRetryingRoute, ReplicaConn, WriteConn
 from app.catalog import service
 from app.catalog.schemas import (
     EventsIn,
@@ -33,7 +33,7 @@ def create_funnel(body: FunnelIn, account_id: AccountDep, conn: WriteConn) -> di
 
 
 @router.get("/funnels", tags=["funnels"], operation_id="list_funnels", response_model=list[Funnel])
-def list_funnels(account_id: AccountDep, conn: ReadConn) -> list[dict]:
+def list_funnels(account_id: AccountDep, conn: ReplicaConn) -> list[dict]:
     return service.list_funnels(conn, account_id)
 
 
@@ -58,7 +58,7 @@ def create_mailing(body: MailingIn, account_id: AccountDep, conn: WriteConn) -> 
 @router.get(
     "/mailings", tags=["mailings"], operation_id="list_mailings", response_model=list[Mailing]
 )
-def list_mailings(account_id: AccountDep, conn: ReadConn) -> list[dict]:
+def list_mailings(account_id: AccountDep, conn: ReplicaConn) -> list[dict]:
     return service.list_mailings(conn, account_id)
 
 
@@ -87,7 +87,7 @@ def create_group(body: GroupIn, account_id: AccountDep, conn: WriteConn) -> dict
 
 
 @router.get("/groups", tags=["groups"], operation_id="list_groups", response_model=list[Group])
-def list_groups(account_id: AccountDep, conn: ReadConn) -> list[dict]:
+def list_groups(account_id: AccountDep, conn: ReplicaConn) -> list[dict]:
     return service.list_groups(conn, account_id)
 
 

@@ -8,7 +8,7 @@ from app.contacts.service import load_contacts, upsert_contacts
 from app.errors import RESPONSES, NotFound
 from app.jobs import service as job_service
 from app.jobs.schemas import History
-from app.types import PathId
+from app.types import PathId, query_text
 
 router = APIRouter(
     prefix="/v1/contacts", tags=["contacts"], responses=RESPONSES, route_class=ReadRetryingRoute
@@ -40,9 +40,7 @@ def contact_history(
     account_id: AccountDep,
     conn: ReadConn,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before: Annotated[
-        str | None, Query(max_length=400, description="next_before of the previous page")
-    ] = None,
+    before: query_text(400, "next_before of the previous page") = None,
 ) -> dict:
     """The contact's changes recorded by jobs (actions, imports, reverts), newest first:
     kept AUDIENCE_CHANGE_LOG_DAYS after each job ends."""

@@ -20,6 +20,11 @@ def get_read_engine(request: Request) -> Engine:
     return request.app.state.read_engine
 
 
+def get_replica_engine(request: Request) -> Engine:
+    """For reads that may come from the standby (app.replica) when one is configured."""
+    return request.app.state.reads.engine()
+
+
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
@@ -78,10 +83,18 @@ async def known_query(request: Request) -> None:
             raise Invalid.at(f"query.{name}", "given more than once (it takes one value)")
 
 
-def _read(request: Request, _account: AccountDep) -> Iterator[Connection]:
-    with get_read_engine(request).connect() as conn:
+def _reading(engine: Engine, request: Request) -> Iterator[Connection]:
+    with engine.connect() as conn:
         set_statement_timeout(conn, get_settings(request).statement_timeout_s)
         yield conn
+
+
+def _read(request: Request, _account: AccountDep) -> Iterator[Connection]:
+    yield from _reading(get_read_engine(request), request)
+
+
+def _replica(request: Request, _account: AccountDep) -> Iterator[Connection]:
+    yield from _reading(get_replica_engine(request), request)
 
 
 def _write(request: Request, _account: AccountDep) -> Iterator[Connection]:
@@ -91,11 +104,18 @@ def _write(request: Request, _account: AccountDep) -> Iterator[Connection]:
 
 
 def _read_query(request: Request, _account: AccountDep) -> ReadQuery:
-    return ReadQuery(request, get_read_engine(request), get_settings(request).statement_timeout_s)
+    engine = get_read_engine(request)
+    return ReadQuery(request, lambda: engine, get_settings(request).statement_timeout_s)
+
+
+def _replica_query(request: Request, _account: AccountDep) -> ReadQuery:
+    reads = request.app.state.reads
+    return ReadQuery(request, reads.engine, get_settings(request).statement_timeout_s)
 
 
 def _write_query(request: Request, _account: AccountDep) -> WriteQuery:
-    return WriteQuery(request, get_engine(request), get_settings(request).statement_timeout_s)
+    engine = get_engine(request)
+    return WriteQuery(request, lambda: engine, get_settings(request).statement_timeout_s)
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
@@ -109,8 +129,13 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 # rolled back if it raises.
 ReadConn = Annotated[Connection, Depends(_read, scope="function")]
 WriteConn = Annotated[Connection, Depends(_write, scope="function")]
-# A read that may run long (count, preview): cancellable, under the statement timeout.
+# A read that may run long (a dry run): cancellable, under the statement timeout.
 ReadQueryDep = Annotated[ReadQuery, Depends(_read_query)]
+# Reads a standby may answer (app.replica): counts, previews, exports, pickers, listings.
+# Never what a client expects to see right after its own write (a job it just submitted).
+ReplicaConn = Annotated[Connection, Depends(_replica, scope="function")]
+ReplicaQueryDep = Annotated[ReadQuery, Depends(_replica_query)]
+ReplicaEngineDep = Annotated[Engine, Depends(get_replica_engine)]
 # A write whose reads may run long (a job submit's count): the same, committed at its end.
 WriteQueryDep = Annotated[WriteQuery, Depends(_write_query)]
 
@@ -120,6 +145,9 @@ __all__ = [
     "ReadConn",
     "ReadEngineDep",
     "ReadQueryDep",
+    "ReplicaConn",
+    "ReplicaEngineDep",
+    "ReplicaQueryDep",
     "SettingsDep",
     "WriteConn",
     "WriteQueryDep",

@@ -30,7 +30,15 @@ def readyz(request: Request):
     runner = request.app.state.runner
     checks["queue"] = runner.health()
     ok = all(v == "ok" for v in checks.values())
+    # A standby that is down or behind is no reason to stop serving: reads fall back.
+    reads = request.app.state.reads
+    reads.refresh()
     return JSONResponse(
-        {"status": "ok" if ok else "unavailable", "checks": checks, "jobs": jobs},
+        {
+            "status": "ok" if ok else "unavailable",
+            "checks": checks,
+            "jobs": jobs,
+            "replica": reads.state(),
+        },
         status_code=200 if ok else 503,
     )

@@ -22,7 +22,7 @@ from app.jobs import service
 from app.jobs.schemas import DryRun, Job, JobIn, JobKind, JobPage, JobStatus, RevertDryRun
 from app.ratelimit import RESPONSES as RATE_LIMITED
 from app.ratelimit import limit
-from app.types import PathId, query_id
+from app.types import PathId, query_id, query_text
 
 router = APIRouter(
     prefix="/v1/jobs", tags=["jobs"], responses=RESPONSES, route_class=ReadRetryingRoute
@@ -41,7 +41,6 @@ TIMEOUT = {503: {"model": ErrorBody, "description": "A query exceeded the statem
     responses={
         **RATE_LIMITED,
         **TIMEOUT,
-        200: {"model": DryRun, "description": "dry_run=true: what each action would change"},
         409: {
             "model": ErrorBody,
             "description": "expected_total differs (error.total has the actual total), "
@@ -57,7 +56,9 @@ async def submit_job(
     read: ReadQueryDep,
     write: WriteQueryDep,
     settings: SettingsDep,
-    dry_run: Annotated[bool, Query(description="count what each action would change")] = False,
+    # ?dry_run=true answers POST /v1/jobs/dry-run: kept for scripts, out of the schema so
+    # that the operation has one success (a typed client's answer is a job, no union).
+    dry_run: Annotated[bool, Query(include_in_schema=False)] = False,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -67,8 +68,9 @@ async def submit_job(
         ),
     ] = None,
 ):
-    """Run an action list on a selection as a job (202), or count its effect (dry_run).
-    Every query runs under the statement timeout; a client that leaves cancels them."""
+    """Run an action list on a selection as a job (202). Every query runs under the
+    statement timeout; a client that leaves cancels them. (`?dry_run=true` answers as
+    `POST /v1/jobs/dry-run` does.)"""
     if dry_run:
         return await _dry_run(body, account_id, read, settings)
 
@@ -120,9 +122,7 @@ def list_jobs(
     before: query_id("a job id: older jobs only") = None,
     status: Annotated[JobStatus | None, Query(description="only jobs of this status")] = None,
     kind: Annotated[JobKind | None, Query(description="only jobs of this kind")] = None,
-    action: Annotated[
-        str | None, Query(max_length=64, description="only jobs with an action of this type")
-    ] = None,
+    action: query_text(64, "only jobs with an action of this type") = None,
 ) -> dict:
     """The account's jobs, newest first."""
     return service.list_jobs(
@@ -160,7 +160,6 @@ REVERT_REFUSED = {
         **RATE_LIMITED,
         **TIMEOUT,
         **REVERT_REFUSED,
-        200: {"model": RevertDryRun, "description": "dry_run=true: what the revert would do"},
     },
 )
 async def revert_job(
@@ -171,10 +170,11 @@ async def revert_job(
     read: ReadQueryDep,
     write: WriteQueryDep,
     settings: SettingsDep,
-    dry_run: Annotated[bool, Query(description="count what the revert would do")] = False,
+    dry_run: Annotated[bool, Query(include_in_schema=False)] = False,  # = /revert/dry-run
 ):
     """Undo every change the job made, and nothing else, as a new job (`kind` revert):
-    a value changed since by anything else is left alone and counted in `conflicts`."""
+    a value changed since by anything else is left alone and counted in `conflicts`.
+    (`?dry_run=true` answers as `POST /v1/jobs/{id}/revert/dry-run` does.)"""
     if dry_run:
         return await _revert_dry_run(job_id, account_id, read, settings)
 
@@ -211,7 +211,7 @@ async def dry_run_revert(
     response_class=StreamingResponse,
     responses={
         200: {
-            "content": {"text/csv": {}},
+            "content": {"text/csv": {"schema": {"type": "string"}}},
             "description": "contact_id,email,value of generated coupons or links",
         }
     },

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from app.api.deps import AccountDep, ReadConn, ReadRetryingRoute, WriteConn
+from app.api.deps import AccountDep, ReadRetryingRoute, ReplicaConn, WriteConn
 from app.errors import RESPONSES
 from app.pickers import service
 from app.pickers.schemas import (
@@ -17,13 +17,13 @@ from app.pickers.schemas import (
     TagIn,
     TagPage,
 )
-from app.types import query_id
+from app.types import query_id, query_text
 
 router = APIRouter(prefix="/v1", responses=RESPONSES, route_class=ReadRetryingRoute)
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="at most this many")]
-Prefix = Annotated[str | None, Query(max_length=255, description="names starting so")]
-After = Annotated[str | None, Query(max_length=255, description="next_after of the last page")]
+Prefix = query_text(255, "names starting so")
+After = query_text(255, "next_after of the last page")
 
 
 @router.get(
@@ -31,16 +31,11 @@ After = Annotated[str | None, Query(max_length=255, description="next_after of t
 )
 def list_contacts(
     account_id: AccountDep,
-    conn: ReadConn,
+    conn: ReplicaConn,
     after: query_id("next_after of the previous page") = None,
     limit: Limit = 100,
-    email: Annotated[
-        str | None, Query(max_length=254, description="this address (any case)")
-    ] = None,
-    q: Annotated[
-        str | None,
-        Query(max_length=254, description="a prefix of the e-mail, first or last name (any case)"),
-    ] = None,
+    email: query_text(254, "this address (any case)") = None,
+    q: query_text(254, "a prefix of the e-mail, first or last name (any case)") = None,
 ) -> dict:
     """The account's contacts (soft-deleted ones too), lowest id first, a page at a time."""
     return service.list_contacts(conn, account_id, after=after, limit=limit, email=email, q=q)
@@ -63,7 +58,7 @@ def create_tag(body: TagIn, account_id: AccountDep, conn: WriteConn):
 @router.get("/tags", tags=["tags"], operation_id="list_tags", response_model=TagPage)
 def list_tags(
     account_id: AccountDep,
-    conn: ReadConn,
+    conn: ReplicaConn,
     prefix: Prefix = None,
     after: After = None,
     limit: Limit = 100,
@@ -75,7 +70,7 @@ def list_tags(
 @router.get("/owners", tags=["contacts"], operation_id="list_owners", response_model=OwnerPage)
 def list_owners(
     account_id: AccountDep,
-    conn: ReadConn,
+    conn: ReplicaConn,
     prefix: Prefix = None,
     after: After = None,
     limit: Limit = 100,
@@ -89,7 +84,7 @@ def list_owners(
 )
 def list_event_types(
     account_id: AccountDep,
-    conn: ReadConn,
+    conn: ReplicaConn,
     prefix: Prefix = None,
     after: After = None,
     limit: Limit = 100,
@@ -101,7 +96,7 @@ def list_event_types(
 @router.get("/details", tags=["contacts"], operation_id="list_details", response_model=DetailPage)
 def list_details(
     account_id: AccountDep,
-    conn: ReadConn,
+    conn: ReplicaConn,
     prefix: Prefix = None,
     after: After = None,
     limit: Limit = 100,

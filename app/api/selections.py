@@ -5,9 +5,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from app.api.deps import (
     AccountDep,
     ReadConn,
-    ReadEngineDep,
-    ReadQueryDep,
     ReadRetryingRoute,
+    ReplicaEngineDep,
+    ReplicaQueryDep,
     SettingsDep,
     WriteConn,
 )
@@ -40,7 +40,7 @@ TIMEOUT = {
     response_model=CountResult,
     responses=TIMEOUT,
 )
-async def count(body: Selection, account_id: AccountDep, query: ReadQueryDep) -> dict:
+async def count(body: Selection, account_id: AccountDep, query: ReplicaQueryDep) -> dict:
     """The exact number of contacts a selection spec selects (one query). A client that
     disconnects cancels its query on the server."""
     return {"total": await query(lambda conn: service.count(conn, account_id, body))}
@@ -54,7 +54,7 @@ async def count(body: Selection, account_id: AccountDep, query: ReadQueryDep) ->
     response_model=PreviewResult,
     responses=TIMEOUT,
 )
-async def preview(body: PreviewIn, account_id: AccountDep, query: ReadQueryDep) -> dict:
+async def preview(body: PreviewIn, account_id: AccountDep, query: ReplicaQueryDep) -> dict:
     """The total and the first contacts (lowest ids first)."""
 
     def work(conn) -> dict:
@@ -137,7 +137,10 @@ def delete_segment(segment_id: PathId, account_id: AccountDep, conn: WriteConn) 
     responses={
         **TIMEOUT,
         200: {
-            "content": {"text/csv": {}, "application/x-ndjson": {}},
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
             "description": "Every selected contact, id order, one consistent snapshot",
         },
     },
@@ -145,8 +148,8 @@ def delete_segment(segment_id: PathId, account_id: AccountDep, conn: WriteConn) 
 async def export(
     body: ExportIn,
     account_id: AccountDep,
-    query: ReadQueryDep,
-    engine: ReadEngineDep,
+    query: ReplicaQueryDep,
+    engine: ReplicaEngineDep,
     settings: SettingsDep,
 ):
     """Stream every contact a selection selects, as CSV (a header row; several values

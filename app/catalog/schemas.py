@@ -23,6 +23,9 @@ class Funnel(BaseModel):
     id: int
     name: str
     stages: list[str]
+    contacts: dict[str, int] = Field(
+        description="How many contacts stand at each stage, by stage name (deleted ones too)"
+    )
 
 
 class RecipientIn(BaseModel):

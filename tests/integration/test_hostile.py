@@ -251,6 +251,19 @@ def test_unknown_query_parameters_are_refused(seeded):
     assert paths(seeded.get("/v1/jobs?limit=5&surprise=1")) == ["query.surprise"]
 
 
+def test_nul_in_a_query_string_is_a_422(seeded):
+    for url in (
+        "/v1/event-types?prefix=a%00",
+        "/v1/tags?after=%00",
+        "/v1/contacts?q=%00x",
+        "/v1/jobs?action=tag%00",
+        "/v1/contacts/1/history?before=%00",
+    ):
+        r = seeded.get(url)
+        assert r.status_code == 422, (url, r.text)
+        assert "NUL" in r.json()["error"]["details"][0]["message"], url
+
+
 def test_one_value_query_parameters_given_twice_are_refused(seeded):
     """Which of two prefixes (or dry_run=false&dry_run=true) was meant is a guess: a 422."""
     assert paths(seeded.get("/v1/tags?prefix=a&prefix=b")) == ["query.prefix"]

@@ -171,7 +171,7 @@ def test_a_write_is_cancelled_on_the_server_when_its_client_leaves(db_url, engin
 
     started = time.monotonic()
     with pytest.raises(QueryTimeout):
-        asyncio.run(WriteQuery(Leaving(), engine, timeout_s=60)(work))
+        asyncio.run(WriteQuery(Leaving(), lambda: engine, timeout_s=60)(work))
     assert time.monotonic() - started < 10
     with engine.connect() as conn:
         left = conn.execute(sa.text("SELECT count(*) FROM groups WHERE name = :n"), {"n": name})

@@ -1,6 +1,9 @@
 """Listing and pickers: contacts paged, found by e-mail, searched by prefix; tags, owners,
 event types and detail names with their counts, by name, prefix-filtered and paged;
-POST /v1/tags."""
+POST /v1/tags; funnels count the contacts at each stage."""
+
+from app.auth import create_account
+from tests.conftest import Scoped
 
 
 def world(client):
@@ -103,3 +106,25 @@ def test_preview_pages_and_picks_fields(client):
     assert none == {"total": 4, "contacts": [], "next_after": None}
     r = client.post("/v1/selections/preview", json={"selection": {}, "fields": ["nope"]})
     assert r.status_code == 422 and r.json()["error"]["details"][0]["path"] == "fields[0]"
+
+
+def test_funnels_and_groups_count_their_contacts(client, api, engine):
+    with engine.begin() as conn:
+        other_client = Scoped(api, create_account(conn, "other")[1])
+    made = client.post("/v1/funnels", json={"name": "Sales", "stages": ["Lead", "Won"]}).json()
+    assert made["contacts"] == {"Lead": 0, "Won": 0}
+    client.load(
+        {"email": "a@x.pl", "funnels": {"Sales": "Lead"}},
+        {"email": "b@x.pl", "funnels": {"Sales": "lead"}},
+        {"email": "c@x.pl", "funnels": {"Sales": "Won"}},
+        {"email": "d@x.pl"},
+    )
+    # another account's contacts at a stage of its own funnel of the same name count not
+    other_client.post("/v1/funnels", json={"name": "Sales", "stages": ["Lead", "Won"]})
+    other_client.load({"email": "z@x.pl", "funnels": {"Sales": "Lead"}})
+    (funnel,) = client.get("/v1/funnels").json()
+    assert funnel["stages"] == ["Lead", "Won"] and funnel["contacts"] == {"Lead": 2, "Won": 1}
+    one = client.get(f"/v1/funnels/{funnel['id']}").json()
+    assert one["contacts"] == {"Lead": 2, "Won": 1}
+    group = client.post("/v1/groups", json={"name": "Partners"}).json()
+    assert group["members"] == 0
