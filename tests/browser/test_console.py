@@ -387,9 +387,9 @@ def test_pasted_json_fills_the_form(browser, live, http, key, shot):
     assert errors(browser) == []
 
 
-def test_import_a_csv_with_a_column_mapping(browser, live, http, key, shot, tmp_path):
-    paths = httpx_paths(live)
-    if "/v1/imports" not in paths:
+def test_import_a_csv_with_a_column_mapping(browser, live, http, key, shot, tmp_path, downloads):
+    # Skipped only while POST /v1/imports is absent: it is built on its own branch.
+    if "/v1/imports" not in httpx_paths(live):
         pytest.skip("POST /v1/imports is not on this branch yet (built on another branch)")
     open_console(browser, live, key)
     browser.find_element(By.ID, "tab-import").click()
@@ -398,18 +398,29 @@ def test_import_a_csv_with_a_column_mapping(browser, live, http, key, shot, tmp_
     browser.find_element(By.ID, "import-file").send_keys(str(path))
     rows = wait(browser, lambda d: d.find_elements(CSS, "#mapping-table tbody tr"), what="mapping")
     assert len(rows) == 3
-    assert browser.find_element(By.ID, "map-0").get_attribute("value") == "email"
-    browser.find_element(By.ID, "map-1").send_keys("first name")
-    browser.find_element(By.ID, "map-2").send_keys("city")
+    assert browser.find_element(By.ID, "map-0").get_attribute("value") == "email"  # auto-mapped
+    Select(browser.find_element(By.ID, "map-1")).select_by_value("first_name")
+    Select(browser.find_element(By.ID, "map-2")).select_by_value("city")
     shot("mapping")
+    for old in downloads.iterdir():
+        old.unlink()
     browser.find_element(By.ID, "import-submit").click()
     card = wait(browser, lambda d: d.find_elements(CSS, "#import-jobs article.job"), what="job")[0]
     wait(browser, lambda d: card.get_attribute("data-status") == "succeeded", 60, what="import")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", card)
+    time.sleep(0.4)
     shot("imported")
     assert card.find_element(CSS, ".rejected").text == "1"
     found = http.get("/v1/contacts", params={"email": "ola@x.pl"}).json()
     contact = found["contacts"][0] if "contacts" in found else found[0]
     assert (contact["first_name"], contact["city"]) == ("Ola", "Łódź")
+    # the rejected rows, as a CSV download
+    card.find_element(By.XPATH, ".//button[.='Download rejected rows']").click()
+    files = wait(
+        browser, lambda d: [p for p in downloads.iterdir() if p.suffix == ".csv"], what="csv"
+    )
+    rejected = list(csv.DictReader(io.StringIO(files[0].read_text("utf-8-sig"))))
+    assert [r["line"] for r in rejected] == ["3"] and "not-an-email" in rejected[0]["row"]
     assert errors(browser) == []
 
 
@@ -627,8 +638,9 @@ def test_the_preview_pages_with_chosen_columns(browser, live, http, key, shot):
     read_heads = "return [...document.querySelectorAll('#preview-table thead th')].map((th) => th.textContent)"
     wait(
         browser,
-        lambda d: "company" in d.execute_script(read_heads)
-        and "city" not in d.execute_script(read_heads),
+        lambda d: (
+            "company" in d.execute_script(read_heads) and "city" not in d.execute_script(read_heads)
+        ),
         what="columns",
     )
     heads = browser.execute_script(read_heads)
