@@ -609,6 +609,15 @@ def test_every_control_has_an_accessible_name(browser, live, http, key, shot):
     wait(browser, lambda d: d.find_elements(CSS, "#preview-table tbody tr"), what="preview")
     assert browser.execute_script(UNNAMED) == []
     shot("everything")
+    # a dry run of them all, blank: each action missing a field says so at its own row
+    browser.find_element(By.ID, "dry-run").click()
+    wait(browser, lambda d: d.find_elements(CSS, ".action.invalid"), what="the 422 at the rows")
+    invalid = browser.find_elements(CSS, ".action.invalid")
+    assert all(row.find_element(CSS, ".row-error").text for row in invalid)
+    heads = [row.find_element(CSS, ".action-head strong").text for row in invalid]
+    assert any("Add tags" in head for head in heads), heads
+    assert not any(head.split(". ", 1)[1] == "Delete" for head in heads), heads  # no fields
+    shot("actions-422")
     for tab in ("tab-jobs", "tab-import"):
         browser.find_element(By.ID, tab).click()
         assert browser.execute_script(UNNAMED) == []
@@ -647,3 +656,53 @@ def test_the_preview_pages_with_chosen_columns(browser, live, http, key, shot):
     assert "company" in heads and "city" not in heads
     shot("preview-columns")
     assert errors(browser) == []
+
+
+def test_generated_coupons_download_as_the_jobs_output(browser, live, http, key, downloads):
+    load(http)
+    open_console(browser, live, key)
+    add_selector(browser, "include", "tag", "VIP")
+    assert counted(browser, {"include": [{"type": "tag", "tags": ["VIP"]}]}) == 5
+    Select(browser.find_element(By.ID, "add-action")).select_by_value("generate_coupons")
+    browser.find_element(By.ID, "add-action-button").click()
+    action = browser.find_element(CSS, ".action")
+    action.find_element(CSS, "input[id$='-name']").send_keys("BF2026")
+    action.find_element(CSS, "input[id$='-length']").send_keys("8")
+    browser.find_element(By.ID, "perform").click()
+    browser.find_element(By.ID, "confirm-ok").click()
+    card = wait(browser, lambda d: d.find_elements(CSS, "#dry-run-result article.job"), what="job")[
+        0
+    ]
+    wait(browser, lambda d: card.get_attribute("data-status") == "succeeded", 60, what="coupons")
+    for old in downloads.iterdir():
+        old.unlink()
+    card.find_element(By.XPATH, ".//button[.='Download output']").click()
+    files = wait(
+        browser, lambda d: [p for p in downloads.iterdir() if p.suffix == ".csv"], what="csv"
+    )
+    rows = list(csv.DictReader(io.StringIO(files[0].read_text("utf-8-sig"))))
+    assert sorted(r["email"] for r in rows) == [
+        "ann@x.pl",
+        "bob@x.pl",
+        "cid@x.pl",
+        "dan@x.pl",
+        "fay@x.pl",
+    ]
+    assert all(len(r["value"]) == 8 for r in rows)
+    assert errors(browser) == []
+
+
+def test_a_revoked_key_returns_to_the_key_form(browser, live, http, shot):
+    load(http)
+    made = http.post("/v1/keys", json={"label": "temp", "scope": "full"}).json()
+    open_console(browser, live, made["key"])
+    assert http.delete(f"/v1/keys/{made['id']}").status_code in (200, 204)
+    add_selector(browser, "include", "tag", "VIP")
+    error = browser.find_element(By.ID, "login-error")
+    wait(
+        browser, lambda d: error.is_displayed() and "no longer accepted" in error.text, what="form"
+    )
+    assert not browser.find_element(By.ID, "panel-compose").is_displayed()
+    assert browser.execute_script("return sessionStorage.length") == 0
+    shot("revoked")
+    assert errors(browser, allow=("status of 401",)) == []

@@ -63,7 +63,7 @@ export class ActionsPanel {
     for (const [name, prop] of Object.entries(schema.properties)) {
       if (name === "type") continue;
       const s = resolve(schema, prop);
-      if (prop.default !== undefined) params[name] = prop.default;
+      if (prop.default !== undefined && prop.default !== null) params[name] = prop.default;
       else if (s.type === "array") params[name] = [];
       else if (s.type === "boolean") params[name] = false;
       else params[name] = "";
@@ -195,7 +195,7 @@ export class ActionsPanel {
       const out = { type: a.type };
       for (const [name, value] of Object.entries(a.params)) {
         const s = resolve(schema, schema.properties[name]);
-        if (value === "" && !(schema.required || []).includes(name)) continue;
+        if ((value === "" || value == null) && !(schema.required || []).includes(name)) continue;
         out[name] = (s.type === "integer" || s.type === "number") && value !== "" && !Number.isNaN(Number(value)) ? Number(value) : value;
       }
       return out;

@@ -38,6 +38,10 @@ export async function raw(method, path, { body, signal, form } = {}) {
     } catch {
       /* not JSON */
     }
+    if (response.status === 401 && key.get()) {
+      // the key was revoked (or the session's key is wrong): back to the key form
+      window.dispatchEvent(new CustomEvent("audience:unauthorized", { detail: payload }));
+    }
     throw new ApiError(response.status, payload);
   }
   return response;

@@ -10,6 +10,7 @@ import { pickers, refresh } from "./pickers.js";
 import { Counter, Preview, exportCard } from "./results.js";
 
 const $ = (id) => document.getElementById(id);
+let started = false;
 
 async function boot() {
   $("login-form").addEventListener("submit", async (e) => {
@@ -20,6 +21,16 @@ async function boot() {
   $("sign-out").addEventListener("click", () => {
     key.clear();
     location.reload();
+  });
+  window.addEventListener("audience:unauthorized", () => {
+    key.clear();
+    for (const id of ["panel-compose", "panel-jobs", "panel-import"]) $(id).hidden = true;
+    document.querySelector(".tabs").hidden = true;
+    document.querySelector(".who").hidden = true;
+    $("login").hidden = false;
+    $("login-error").textContent = "This key is no longer accepted: enter a valid one.";
+    $("key-input").value = "";
+    $("key-input").focus();
   });
   if (key.get()) await start();
 }
@@ -33,6 +44,12 @@ async function start() {
     $("login-error").textContent = error.status === 401 ? "That key is not valid." : error.message;
     return;
   }
+  if (started) {
+    // signed in again after a revoked key: the panels exist, show them
+    location.reload();
+    return;
+  }
+  started = true;
   const catalog = await (await fetch("/console/catalog.json")).json();
   document.body.dataset.scope = me.scope;
   $("login").hidden = true;
