@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app import errors, logs
 from app.api import (
     catalog,
+    console,
     contacts,
     health,
     jobs,
@@ -179,6 +180,7 @@ def create_app(
         jobs,
         personal_links,
         keys,
+        console,
     ):
         app.include_router(module.router)
     errors.document_limits(app)
