@@ -83,6 +83,8 @@ async def preview(body: PreviewIn, account_id: AccountDep, query: ReplicaQueryDe
     status_code=201,
 )
 def create_segment(body: SegmentIn, account_id: AccountDep, conn: WriteConn) -> dict:
+    """Saves a selection under a name; it is checked as a count would check it (unknown names,
+    cycles through other segments: 422)."""
     return seg.create_segment(conn, account_id, body)
 
 
@@ -90,6 +92,7 @@ def create_segment(body: SegmentIn, account_id: AccountDep, conn: WriteConn) -> 
     "/segments", tags=["segments"], operation_id="list_segments", response_model=list[Segment]
 )
 def list_segments(account_id: AccountDep, conn: ReadConn) -> list[dict]:
+    """The account's saved segments, oldest first."""
     return seg.list_segments(conn, account_id)
 
 
@@ -97,6 +100,7 @@ def list_segments(account_id: AccountDep, conn: ReadConn) -> list[dict]:
     "/segments/{segment_id}", tags=["segments"], operation_id="get_segment", response_model=Segment
 )
 def get_segment(segment_id: PathId, account_id: AccountDep, conn: ReadConn) -> dict:
+    """One saved segment."""
     return seg.get_segment(conn, account_id, segment_id)
 
 
@@ -123,7 +127,8 @@ def update_segment(
     status_code=204,
 )
 def delete_segment(segment_id: PathId, account_id: AccountDep, conn: WriteConn) -> Response:
-    """409 `in_use`, naming each, while a saved segment or rule names it."""
+    """Deletes the segment; 409 `in_use`, naming each, while a saved segment or rule names
+    it."""
     seg.delete_segment(conn, account_id, segment_id)
     return Response(status_code=204)
 
