@@ -36,6 +36,7 @@ TIMEOUT = {
     "/selections/count",
     tags=["selections"],
     operation_id="count_selection",
+    summary="Count a selection",
     dependencies=[limit("selections")],
     response_model=CountResult,
     responses=TIMEOUT,
@@ -50,6 +51,7 @@ async def count(body: Selection, account_id: AccountDep, query: ReplicaQueryDep)
     "/selections/preview",
     tags=["selections"],
     operation_id="preview_selection",
+    summary="Preview a selection",
     dependencies=[limit("selections")],
     response_model=PreviewResult,
     responses=TIMEOUT,
@@ -137,6 +139,7 @@ def delete_segment(segment_id: PathId, account_id: AccountDep, conn: WriteConn) 
     "/selections/export",
     tags=["selections"],
     operation_id="export_selection",
+    summary="Export a selection",
     dependencies=[limit("selections")],
     response_class=StreamingResponse,
     responses={

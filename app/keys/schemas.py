@@ -5,9 +5,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.types import UTCDatetime, text
 
 Scope = Literal["full", "read"]
-SCOPE = (
-    "`full`: everything; `read`: GETs, count, preview and export (any other request is a 403)."
-)
+SCOPE = "`full`: everything; `read`: GETs, count, preview and export (any other request is a 403)."
 
 
 class KeyIn(BaseModel):
@@ -47,4 +45,6 @@ class NewKey(Key):
 class KeyList(BaseModel):
     """The account's API keys."""
 
-    keys: list[Key] = Field(description="Every key of the account, oldest first (a revoked key is gone).")
+    keys: list[Key] = Field(
+        description="Every key of the account, oldest first (a revoked key is gone)."
+    )

@@ -19,8 +19,8 @@ class TagIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "VIP"}]})
     name: Name = Field(
-        description="Unique in the account, ignoring case; leading and trailing white space "
-        "is dropped."
+        description="The tag's name; unique in the account ignoring case (an existing tag of "
+        "the name is answered, with 200); leading and trailing white space is dropped."
     )
 
 

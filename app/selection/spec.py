@@ -411,8 +411,8 @@ class Or(_Node):
 
 
 class Not(_Node):
-    """True when the condition does not hold: the exact complement (a contact with no value
-    for a test's field is on one side, never on neither)."""
+    """True when the condition does not hold: its exact complement, contacts without a
+    value for the tested field included."""
 
     not_: "Condition" = Field(alias="not", description="The condition negated.")
 
