@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -16,18 +16,34 @@ from app.db import disconnected
 
 
 class ErrorDetail(BaseModel):
-    path: str
-    message: str
+    """One problem, at its place in the request."""
+
+    path: str = Field(
+        description="The offending key as the request wrote it, e.g. `include[0].tags[1]`, "
+        "`contacts[3].email`, `query.limit`; `body` for the body as a whole."
+    )
+    message: str = Field(description="What is wrong there, for people.")
 
 
 class ErrorInfo(BaseModel):
-    code: str
-    message: str
-    details: list[ErrorDetail] = []
+    """What went wrong. A few errors add keys of their own: the 409 of a job's
+    `expected_total` guard adds `total` and `expected_total`, the 409 of a second revert
+    `reverted_by`."""
+
+    code: str = Field(
+        description="Stable, for programs: e.g. `validation_error`, `not_found`, `conflict`, "
+        "`in_use`, `unauthorized`, `forbidden`."
+    )
+    message: str = Field(description="For people; may change between versions.")
+    details: list[ErrorDetail] = Field(
+        [], description="One entry a problem (every problem of a 422); may be empty."
+    )
 
 
 class ErrorBody(BaseModel):
-    error: ErrorInfo
+    """The body of every error answer (4xx and 5xx)."""
+
+    error: ErrorInfo = Field(description="What went wrong.")
 
 
 class AudienceError(Exception):

@@ -105,11 +105,16 @@ class ActionHandler:
         ).scalar_one()
 
 
+def _describe_type(schema: dict[str, Any]) -> None:
+    schema["properties"]["type"].setdefault("description", "The kind of action.")
+
+
 class ActionModel(BaseModel):
     """One action of a list, as the client sends it. Subclasses declare
-    `type: Literal["…"]`, their tag in the `Action` union, and get `handler` from `handles`."""
+    `type: Literal["…"]`, their tag in the `Action` union, and get `handler` from `handles`;
+    their docstring says what the action does to each contact (the schema's description)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_describe_type)
 
     handler: ClassVar[type[ActionHandler]]
 

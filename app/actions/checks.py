@@ -7,7 +7,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
-from pydantic import StrictBool
+from pydantic import Field, StrictBool
 
 from app.actions.base import ActionHandler, ActionModel, RunContext, c, handles
 from app.actions.columns import update_column
@@ -76,8 +76,15 @@ def email_is_valid(email: str) -> bool:
 
 
 class IdentifySex(ActionModel):
+    """Sets the contact's `sex` from its first name, by a dictionary of first names; a
+    name it cannot tell leaves it as it is."""
+
     type: Literal["identify_sex"]
-    overwrite: StrictBool = False
+    overwrite: StrictBool = Field(
+        False,
+        description="`false`: only contacts whose sex is `unknown`; `true`: any contact, "
+        "replacing a sex set before.",
+    )
 
 
 @handles(IdentifySex)
@@ -124,6 +131,9 @@ class IdentifySexHandler(ActionHandler):
 
 
 class InvalidateBadEmails(ActionModel):
+    """Sets `email_valid` to false where the address fails a full syntax check (no DNS
+    look-up)."""
+
     type: Literal["invalidate_bad_emails"]
 
 

@@ -3,7 +3,7 @@
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from pydantic import StrictBool
+from pydantic import Field, StrictBool
 
 from app.actions import changes
 from app.actions.base import ActionHandler, ActionModel, RunContext, c, handles
@@ -47,8 +47,10 @@ class SetColumn(ColumnUpdate):
 
 
 class SetEmailOptIn(ActionModel):
+    """Sets the contact's e-mail consent: opted in or out."""
+
     type: Literal["set_email_opt_in"]
-    value: StrictBool
+    value: StrictBool = Field(description="`true`: opted in; `false`: opted out.")
 
 
 @handles(SetEmailOptIn)
@@ -57,8 +59,10 @@ class SetEmailOptInHandler(SetColumn):
 
 
 class SetPhoneOptIn(ActionModel):
+    """Sets the contact's phone consent: opted in or out."""
+
     type: Literal["set_phone_opt_in"]
-    value: StrictBool
+    value: StrictBool = Field(description="`true`: opted in; `false`: opted out.")
 
 
 @handles(SetPhoneOptIn)
@@ -67,8 +71,10 @@ class SetPhoneOptInHandler(SetColumn):
 
 
 class SetEmailValid(ActionModel):
+    """Marks the contact's e-mail address valid or invalid."""
+
     type: Literal["set_email_valid"]
-    value: StrictBool
+    value: StrictBool = Field(description="`true`: valid; `false`: invalid.")
 
 
 @handles(SetEmailValid)
@@ -77,8 +83,10 @@ class SetEmailValidHandler(SetColumn):
 
 
 class SetState(ActionModel):
+    """Sets the contact's state."""
+
     type: Literal["set_state"]
-    state: StateField
+    state: StateField = Field(description="The new state (any case).")
 
 
 @handles(SetState)
@@ -92,6 +100,9 @@ class SetStateHandler(SetColumn):
 
 
 class Delete(ActionModel):
+    """Soft-deletes the contact: it drops out of every selection that does not ask for
+    deleted contacts (`undelete` or a revert brings it back)."""
+
     type: Literal["delete"]
 
 
@@ -104,6 +115,8 @@ class DeleteHandler(SetColumn):
 
 
 class Undelete(ActionModel):
+    """Brings a soft-deleted contact back (select deleted ones with `"deleted": "only"`)."""
+
     type: Literal["undelete"]
 
 
@@ -116,9 +129,13 @@ class UndeleteHandler(SetColumn):
 
 
 class SetScore(ActionModel):
+    """Sets the contact's score, or adds to it."""
+
     type: Literal["set_score"]
-    mode: Literal["set", "add"] = "set"
-    value: Int64
+    mode: Literal["set", "add"] = Field(
+        "set", description="`set`: the score becomes `value`; `add`: `value` is added to it."
+    )
+    value: Int64 = Field(description="An integer; negative with `add` lowers the score.")
 
 
 @handles(SetScore)

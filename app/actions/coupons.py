@@ -5,6 +5,7 @@ from datetime import timedelta
 from typing import Literal
 
 import sqlalchemy as sa
+from pydantic import Field
 
 from app import tables as t
 from app.actions import changes
@@ -40,10 +41,19 @@ def new_code(length: int) -> str:
 
 
 class GenerateCoupons(ActionModel):
+    """Gives the contact a new coupon code, unique in the account; the job's output
+    (`GET /v1/jobs/{id}/output`) lists them. It replaces the contact's coupon of the same
+    name, if any."""
+
     type: Literal["generate_coupons"]
-    name: Name
-    length: integer(ge=5, le=64)
-    valid_days: integer(ge=1, le=36_500) | None = None
+    name: Name = Field(description="The coupon's name, ignoring case.")
+    length: integer(ge=5, le=64) = Field(
+        description="Characters in a code: capital letters and digits without look-alikes "
+        "(no 0, O, 1, I or L)."
+    )
+    valid_days: integer(ge=1, le=36_500) | None = Field(
+        None, description="Days the code is valid from the moment it is made; null: no end."
+    )
 
 
 @handles(GenerateCoupons)

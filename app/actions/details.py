@@ -3,6 +3,7 @@
 from typing import Literal
 
 import sqlalchemy as sa
+from pydantic import Field
 
 from app import tables as t
 from app.actions import changes
@@ -12,9 +13,11 @@ from app.types import text
 
 
 class SetDetail(ActionModel):
+    """Sets one of the contact's details (its own named text values)."""
+
     type: Literal["set_detail"]
-    name: text(255, min_length=1)
-    value: text(10_000)
+    name: text(255, min_length=1) = Field(description="The detail's name, exactly (case counts).")
+    value: text(10_000) = Field(description="The text to store.")
 
 
 @handles(SetDetail)
@@ -67,8 +70,10 @@ class SetDetailHandler(ActionHandler):
 
 
 class DeleteDetail(ActionModel):
+    """Removes one of the contact's details."""
+
     type: Literal["delete_detail"]
-    name: text(255, min_length=1)
+    name: text(255, min_length=1) = Field(description="The detail's name, exactly (case counts).")
 
 
 @handles(DeleteDetail)

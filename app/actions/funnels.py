@@ -3,6 +3,7 @@
 from typing import Literal
 
 import sqlalchemy as sa
+from pydantic import Field
 
 from app import tables as t
 from app.actions import changes
@@ -29,9 +30,15 @@ def _funnel_id(ctx: ResolveContext, name: str) -> int:
 
 
 class SetFunnelStage(ActionModel):
+    """Puts the contact at a stage of a funnel (in place of its stage there, if any)."""
+
     type: Literal["set_funnel_stage"]
-    funnel: Name
-    stage: Name
+    funnel: Name = Field(
+        description="The funnel's name, ignoring case; it must exist (a 422 at submit)."
+    )
+    stage: Name = Field(
+        description="A stage of that funnel, ignoring case; it must exist (a 422 at submit)."
+    )
 
 
 @handles(SetFunnelStage)
@@ -102,8 +109,12 @@ class SetFunnelStageHandler(ActionHandler):
 
 
 class RemoveFromFunnel(ActionModel):
+    """Takes the contact out of a funnel."""
+
     type: Literal["remove_from_funnel"]
-    funnel: Name
+    funnel: Name = Field(
+        description="The funnel's name, ignoring case; it must exist (a 422 at submit)."
+    )
 
 
 @handles(RemoveFromFunnel)

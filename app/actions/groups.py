@@ -2,6 +2,8 @@
 
 from typing import Literal
 
+from pydantic import Field
+
 from app import tables as t
 from app.actions.base import ActionModel, ResolveContext, handles
 from app.actions.relations import AddRelation, RemoveRelation, find_id
@@ -10,8 +12,13 @@ from app.names import Name, name_key
 
 
 class AddToGroup(ActionModel):
+    """Adds the contact to a group of defined addressees."""
+
     type: Literal["add_to_group"]
-    group: Name
+    group: Name = Field(
+        description="The group's name, ignoring case; a group new to the account is created "
+        "when the job starts."
+    )
 
 
 @handles(AddToGroup)
@@ -30,8 +37,13 @@ class AddToGroupHandler(AddRelation):
 
 
 class RemoveFromGroup(ActionModel):
+    """Removes the contact from a group."""
+
     type: Literal["remove_from_group"]
-    group: Name
+    group: Name = Field(
+        description="The group's name, ignoring case; a name the account does not have "
+        "removes nothing."
+    )
 
 
 @handles(RemoveFromGroup)

@@ -2,6 +2,8 @@
 
 from typing import Literal
 
+from pydantic import Field
+
 from app import tables as t
 from app.actions.base import ActionModel, ResolveContext, handles
 from app.actions.relations import AddRelation, RemoveRelation, find_id
@@ -10,8 +12,13 @@ from app.contacts.service import ensure_users
 
 
 class AddOwner(ActionModel):
+    """Adds an owner (a user responsible for the contact) to the contact's owners."""
+
     type: Literal["add_owner"]
-    owner: Email
+    owner: Email = Field(
+        description="The owner's e-mail, any case; a user new to the account is created "
+        "when the job starts."
+    )
 
 
 @handles(AddOwner)
@@ -29,8 +36,10 @@ class AddOwnerHandler(AddRelation):
 
 
 class RemoveOwner(ActionModel):
+    """Removes an owner from the contact's owners."""
+
     type: Literal["remove_owner"]
-    owner: Email
+    owner: Email = Field(description="The owner's e-mail, any case.")
 
 
 @handles(RemoveOwner)

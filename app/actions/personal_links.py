@@ -24,14 +24,18 @@ URL_TEMPLATE = re.compile(r"^https?://[!-~]*\{token\}[!-~]*$")
 
 
 class GenerateLinks(ActionModel):
+    """Makes the contact a personal link: the URL with a token of its own. The job's output
+    (`GET /v1/jobs/{id}/output`) lists them; `GET /v1/links/{token}` tells whose a token
+    is."""
+
     type: Literal["generate_links"]
     url: Annotated[
         str,
         StringConstraints(max_length=2000),
         Field(
             json_schema_extra={"pattern": URL_TEMPLATE.pattern},
-            description="an http(s) URL in printable ASCII (percent-encode the rest) "
-            "with {token} where each contact's token goes",
+            description="An http(s) URL in printable ASCII (percent-encode the rest) "
+            "with `{token}` where each contact's token goes.",
         ),
     ]
 

@@ -7,7 +7,7 @@ from functools import cache
 from typing import Literal
 
 import sqlalchemy as sa
-from pydantic import StrictBool, TypeAdapter, ValidationError
+from pydantic import Field, StrictBool, TypeAdapter, ValidationError
 from sqlalchemy.sql.elements import ColumnElement
 
 from app import tables as t
@@ -26,9 +26,16 @@ CompiledCondition = Callable[[int, datetime], ColumnElement[bool]]
 
 
 class RunRule(ActionModel):
+    """Runs a saved rule's actions, in order, on the contact. `affected` counts the contacts
+    that any of them changed."""
+
     type: Literal["run_rule"]
-    rule: Id
-    check_condition: StrictBool = False
+    rule: Id = Field(description="The rule's id; it must exist (a 422 at submit).")
+    check_condition: StrictBool = Field(
+        False,
+        description="`true`: only contacts that satisfy the rule's condition; `false`: "
+        "every selected contact.",
+    )
 
 
 @cache

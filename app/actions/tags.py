@@ -26,8 +26,15 @@ def _keys(names: list[str]) -> list[str]:
 
 
 class AddTags(ActionModel):
+    """Adds tags to the contact (with the time they were added)."""
+
     type: Literal["add_tags"]
-    tags: list[Name] = Field(min_length=1, max_length=1000)
+    tags: list[Name] = Field(
+        min_length=1,
+        max_length=1000,
+        description="Tag names, ignoring case; a tag new to the account is created when the "
+        "job starts.",
+    )
 
 
 @handles(AddTags)
@@ -82,8 +89,14 @@ class AddTagsHandler(ActionHandler):
 
 
 class RemoveTags(ActionModel):
+    """Removes tags from the contact."""
+
     type: Literal["remove_tags"]
-    tags: list[Name] = Field(min_length=1, max_length=1000)
+    tags: list[Name] = Field(
+        min_length=1,
+        max_length=1000,
+        description="Tag names, ignoring case; a name the account does not have removes nothing.",
+    )
 
 
 @handles(RemoveTags)

@@ -1,6 +1,8 @@
 """Personal links (URLs made for one contact), under /v1/links."""
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from app.api.deps import AccountDep, ReadConn, ReadRetryingRoute, SettingsDep
 from app.errors import RESPONSES
@@ -13,7 +15,12 @@ router = APIRouter(
 
 
 @router.get("/{token}", operation_id="verify_link", response_model=Link)
-def verify_link(token: str, account_id: AccountDep, conn: ReadConn, settings: SettingsDep) -> dict:
+def verify_link(
+    token: Annotated[str, Path(description="The token from the link's URL.")],
+    account_id: AccountDep,
+    conn: ReadConn,
+    settings: SettingsDep,
+) -> dict:
     """Who a personal link belongs to (for a landing page to identify the contact). A link
     made before the link secret was rotated is a 404."""
     return find_link(conn, account_id, token, settings.link_secret)

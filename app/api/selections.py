@@ -36,6 +36,7 @@ TIMEOUT = {
     "/selections/count",
     tags=["selections"],
     operation_id="count_selection",
+    summary="Count a selection",
     dependencies=[limit("selections")],
     response_model=CountResult,
     responses=TIMEOUT,
@@ -50,6 +51,7 @@ async def count(body: Selection, account_id: AccountDep, query: ReplicaQueryDep)
     "/selections/preview",
     tags=["selections"],
     operation_id="preview_selection",
+    summary="Preview a selection",
     dependencies=[limit("selections")],
     response_model=PreviewResult,
     responses=TIMEOUT,
@@ -83,6 +85,8 @@ async def preview(body: PreviewIn, account_id: AccountDep, query: ReplicaQueryDe
     status_code=201,
 )
 def create_segment(body: SegmentIn, account_id: AccountDep, conn: WriteConn) -> dict:
+    """Saves a selection under a name; it is checked as a count would check it (unknown names,
+    cycles through other segments: 422)."""
     return seg.create_segment(conn, account_id, body)
 
 
@@ -90,6 +94,7 @@ def create_segment(body: SegmentIn, account_id: AccountDep, conn: WriteConn) -> 
     "/segments", tags=["segments"], operation_id="list_segments", response_model=list[Segment]
 )
 def list_segments(account_id: AccountDep, conn: ReadConn) -> list[dict]:
+    """The account's saved segments, oldest first."""
     return seg.list_segments(conn, account_id)
 
 
@@ -97,6 +102,7 @@ def list_segments(account_id: AccountDep, conn: ReadConn) -> list[dict]:
     "/segments/{segment_id}", tags=["segments"], operation_id="get_segment", response_model=Segment
 )
 def get_segment(segment_id: PathId, account_id: AccountDep, conn: ReadConn) -> dict:
+    """One saved segment."""
     return seg.get_segment(conn, account_id, segment_id)
 
 
@@ -123,7 +129,8 @@ def update_segment(
     status_code=204,
 )
 def delete_segment(segment_id: PathId, account_id: AccountDep, conn: WriteConn) -> Response:
-    """409 `in_use`, naming each, while a saved segment or rule names it."""
+    """Deletes the segment; 409 `in_use`, naming each, while a saved segment or rule names
+    it."""
     seg.delete_segment(conn, account_id, segment_id)
     return Response(status_code=204)
 
@@ -132,6 +139,7 @@ def delete_segment(segment_id: PathId, account_id: AccountDep, conn: WriteConn) 
     "/selections/export",
     tags=["selections"],
     operation_id="export_selection",
+    summary="Export a selection",
     dependencies=[limit("selections")],
     response_class=StreamingResponse,
     responses={

@@ -6,29 +6,38 @@ from app.types import MAX_DETAILS, Number, UTCDatetime, keys_by_pattern, text
 
 
 class FunnelIn(BaseModel):
+    """A sales funnel: a name and its stages in order."""
+
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [{"name": "Sales", "stages": ["Lead", "Offer", "Won"]}]},
     )
-    name: Name
+    name: Name = Field(
+        description="Unique in the account, ignoring case; leading and trailing white space "
+        "is dropped."
+    )
     stages: list[Name] = Field(
         min_length=1,
         max_length=1000,
         json_schema_extra={"uniqueItems": True},
-        description="distinct names, ignoring case",
+        description="Stage names in funnel order, distinct ignoring case.",
     )
 
 
 class Funnel(BaseModel):
-    id: int
-    name: str
-    stages: list[str]
+    """A sales funnel; a contact stands at one stage of it at most."""
+
+    id: int = Field(description="The funnel's id.")
+    name: str = Field(description="Its name.")
+    stages: list[str] = Field(description="Stage names in funnel order.")
     contacts: dict[str, int] = Field(
-        description="How many contacts stand at each stage, by stage name (deleted ones too)"
+        description="How many contacts stand at each stage, by stage name (deleted ones too)."
     )
 
 
 class RecipientIn(BaseModel):
+    """One recipient of a mailing: a contact of the account, by e-mail."""
+
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -41,14 +50,23 @@ class RecipientIn(BaseModel):
             ]
         },
     )
-    email: Email
-    sent_at: UTCDatetime | None = None
-    opened_at: UTCDatetime | None = None
-    clicked_at: UTCDatetime | None = None
-    bounced: StrictBool = False
+    email: Email = Field(
+        description="An existing contact's e-mail, any case (none: a 422 naming it); listed "
+        "twice, the later entry wins."
+    )
+    sent_at: UTCDatetime | None = Field(
+        None, description="When it was sent to this contact; null: the mailing's `sent_at`."
+    )
+    opened_at: UTCDatetime | None = Field(None, description="When it was opened; null: never.")
+    clicked_at: UTCDatetime | None = Field(
+        None, description="When a link in it was clicked; null: never."
+    )
+    bounced: StrictBool = Field(False, description="Whether it bounced.")
 
 
 class MailingIn(BaseModel):
+    """A mailing that was sent, with its recipients, for `mailing` selectors."""
+
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -63,19 +81,25 @@ class MailingIn(BaseModel):
             ]
         },
     )
-    name: Name
-    sent_at: UTCDatetime
-    recipients: list[RecipientIn] = Field(default_factory=list, max_length=100_000)
+    name: Name = Field(description="A name for people; several mailings may share one.")
+    sent_at: UTCDatetime = Field(description="When it was sent (ISO 8601; UTC without offset).")
+    recipients: list[RecipientIn] = Field(
+        default_factory=list, max_length=100_000, description="Who received it."
+    )
 
 
 class Mailing(BaseModel):
-    id: int
-    name: str
-    sent_at: UTCDatetime
-    recipients: int
+    """A mailing; selectors name it by `id`."""
+
+    id: int = Field(description="The mailing's id.")
+    name: str = Field(description="Its name.")
+    sent_at: UTCDatetime = Field(description="When it was sent.")
+    recipients: int = Field(description="How many contacts received it.")
 
 
 class EventIn(BaseModel):
+    """Something a contact did (a purchase, a visit…), for event tests."""
+
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -90,17 +114,30 @@ class EventIn(BaseModel):
             ]
         },
     )
-    email: Email
-    type: text(64, min_length=1)
-    occurred_at: UTCDatetime
-    value: Number | None = None
-    products: text(10_000) | None = None
+    email: Email = Field(
+        description="An existing contact's e-mail, any case (none: a 422 naming it)."
+    )
+    type: text(64, min_length=1) = Field(
+        description="Any name, e.g. `PURCHASE`, `CART`, `VISIT`; compared exactly (case counts)."
+    )
+    occurred_at: UTCDatetime = Field(description="When it happened (ISO 8601; UTC without offset).")
+    value: Number | None = Field(
+        None, description="An amount (a price, a cart's total…); null: none."
+    )
+    products: text(10_000) | None = Field(
+        None, description="Free text naming the products, for `products_contains`."
+    )
     details: dict[text(255), text(10_000)] | None = Field(
-        default=None, max_length=MAX_DETAILS, json_schema_extra=keys_by_pattern
+        default=None,
+        max_length=MAX_DETAILS,
+        json_schema_extra=keys_by_pattern,
+        description="Free `name → text` values, kept with the event.",
     )
 
 
 class EventsIn(BaseModel):
+    """Events to record, all or nothing."""
+
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -119,22 +156,33 @@ class EventsIn(BaseModel):
             ]
         },
     )
-    events: list[EventIn] = Field(min_length=1, max_length=10_000)
+    events: list[EventIn] = Field(
+        min_length=1, max_length=10_000, description="Up to 10,000 events."
+    )
 
 
 class EventsResult(BaseModel):
-    created: int
+    """What an event upload recorded."""
+
+    created: int = Field(description="How many events were recorded.")
 
 
 class GroupIn(BaseModel):
+    """A group of defined addressees: a named, static set of contacts."""
+
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"name": "Blacklist"}]}
     )
-    name: Name
+    name: Name = Field(
+        description="Unique in the account, ignoring case; leading and trailing white space "
+        "is dropped."
+    )
 
 
 class Group(BaseModel):
-    id: int
-    name: str
-    members: int
-    created_at: UTCDatetime
+    """A group of defined addressees."""
+
+    id: int = Field(description="The group's id.")
+    name: str = Field(description="Its name.")
+    members: int = Field(description="How many contacts it holds (deleted ones too).")
+    created_at: UTCDatetime = Field(description="When it was created.")

@@ -19,6 +19,7 @@ from pydantic import (
 
 from app.names import Name
 from app.selection.fields import FIELDS
+from app.selection.glossary import detail_operators, event_operators, field_table, operator_table
 from app.selection.operators import MAX_VALUES, OPERATORS
 from app.types import Int64, Number, OffsetDatetime, UTCDatetime, integer, text
 
@@ -37,32 +38,78 @@ class _Node(BaseModel):
 # --- selectors ------------------------------------------------------------------------
 
 
+MUST_EXIST = "each must exist in the account (else a 422 at it that offers the closest names)"
+
+
 class TagSelector(_Node):
-    type: Literal["tag"]
-    tags: list[Name] = Field(min_length=1, max_length=MAX_VALUES)
-    match: Literal["any", "all"] = "any"
+    """Contacts that have any of the tags (with `match: all`, every one of them)."""
+
+    type: Literal["tag"] = Field(description="The kind of selector.")
+    tags: list[Name] = Field(
+        min_length=1,
+        max_length=MAX_VALUES,
+        description=f"Tag names, matched ignoring case; {MUST_EXIST}.",
+    )
+    match: Literal["any", "all"] = Field(
+        "any", description="`any`: at least one of the tags; `all`: every one of them."
+    )
 
 
 class FunnelSelector(_Node):
-    type: Literal["funnel"]
-    funnel: Name
-    stages: list[Name] | None = Field(default=None, min_length=1, max_length=MAX_VALUES)
+    """Contacts in the funnel at one of the stages (without `stages`: at any stage)."""
+
+    type: Literal["funnel"] = Field(description="The kind of selector.")
+    funnel: Name = Field(
+        description="The funnel's name, matched ignoring case; it must exist in the account."
+    )
+    stages: list[Name] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_VALUES,
+        description=f"Stage names of that funnel, matched ignoring case; {MUST_EXIST}. "
+        "Null or absent: any stage.",
+    )
 
 
 class MailingSelector(_Node):
-    type: Literal["mailing"]
-    mailings: list[Int64] = Field(min_length=1, max_length=MAX_VALUES)
-    event: Literal["sent", "opened", "not_opened", "clicked", "bounced"] = "sent"
+    """Recipients of any of the mailings, narrowed by what they did with it (`event`)."""
+
+    type: Literal["mailing"] = Field(description="The kind of selector.")
+    mailings: list[Int64] = Field(
+        min_length=1,
+        max_length=MAX_VALUES,
+        description="Mailing ids (`GET /v1/mailings` lists them); each must exist in the account.",
+    )
+    event: Literal["sent", "opened", "not_opened", "clicked", "bounced"] = Field(
+        "sent",
+        description="`sent`: every recipient; `opened`, `clicked`, `bounced`: recipients with "
+        "an open, a click, a bounce; `not_opened`: recipients without an open, bounced ones "
+        "included.",
+    )
 
 
 class GroupSelector(_Node):
-    type: Literal["group"]
-    groups: list[Name] = Field(min_length=1, max_length=MAX_VALUES)
+    """Members of any of the groups."""
+
+    type: Literal["group"] = Field(description="The kind of selector.")
+    groups: list[Name] = Field(
+        min_length=1,
+        max_length=MAX_VALUES,
+        description=f"Group names, matched ignoring case; {MUST_EXIST}.",
+    )
 
 
 class SegmentSelector(_Node):
-    type: Literal["segment"]
-    segments: list[Name] = Field(min_length=1, max_length=100)
+    """Contacts any of the saved segments selects: the segment's include, exclude and
+    filter, under the outer selection's `deleted` and `as_of`. Always its current
+    definition."""
+
+    type: Literal["segment"] = Field(description="The kind of selector.")
+    segments: list[Name] = Field(
+        min_length=1,
+        max_length=100,
+        description=f"Saved segment names, matched ignoring case; {MUST_EXIST}.",
+    )
 
 
 def _selector_kind(value: Any) -> str | None:
@@ -87,26 +134,64 @@ Selector = Annotated[
 
 
 class FieldTest(_Node):
-    field: FieldName
-    op: Op
-    value: Any = None
+    """A test on a field of the contact: `{"field": F, "op": OP, "value": V}`."""
+
+    field: FieldName = Field(description=field_table())
+    op: Op = Field(description=operator_table())
+    value: Any = Field(
+        None,
+        description="The operand, of the field's type; `op` decides its shape (one value, a "
+        "list, `[low, high]`, a number of days, or none).",
+    )
 
 
 class DetailTest(_Node):
-    detail: text(255, min_length=1)
-    op: Op
-    value: Any = None
-    as_: Literal["string", "number", "date"] = Field(default="string", alias="as")
+    """A test on one of the contact's details (its own named values, stored as text), read
+    as `as` says: a value that does not read as that type counts as no value."""
+
+    detail: text(255, min_length=1) = Field(
+        description="The detail's name, matched exactly (case counts); "
+        "`GET /v1/details` lists the names in use."
+    )
+    op: Op = Field(json_schema_extra=detail_operators)
+    value: Any = Field(
+        None, description="The operand, of the type `as` names; `op` decides its shape."
+    )
+    as_: Literal["string", "number", "date"] = Field(
+        default="string",
+        alias="as",
+        description="How the stored text is read: as text, a number, or a date (YYYY-MM-DD).",
+    )
 
 
 class EventFilter(_Node):
-    type: text(64, min_length=1) | None = None
-    within_days: integer(ge=0, le=1_000_000) | None = None
-    from_: UTCDatetime | None = Field(default=None, alias="from")
-    to: UTCDatetime | None = None
-    products_contains: text(1000) | None = None
-    value_gte: Number | None = None
-    value_lte: Number | None = None
+    """Which of the contact's events an event test aggregates: those that pass every key
+    given (all are optional; `{}` keeps every event)."""
+
+    type: text(64, min_length=1) | None = Field(
+        None, description="The event type, compared exactly (case counts), e.g. `PURCHASE`."
+    )
+    within_days: integer(ge=0, le=1_000_000) | None = Field(
+        None,
+        description="Events from `as_of` − N days up to `as_of` (both ends included).",
+    )
+    from_: UTCDatetime | None = Field(
+        default=None,
+        alias="from",
+        description="Events at or after this time (ISO 8601; UTC when it has no offset).",
+    )
+    to: UTCDatetime | None = Field(
+        None, description="Events at or before this time (ISO 8601; UTC when it has no offset)."
+    )
+    products_contains: text(1000) | None = Field(
+        None, description="Events whose `products` text contains this, ignoring case."
+    )
+    value_gte: Number | None = Field(
+        None, description="Events whose value is at least this (events without one drop out)."
+    )
+    value_lte: Number | None = Field(
+        None, description="Events whose value is at most this (events without one drop out)."
+    )
 
 
 class EventTest(_Node):
@@ -115,22 +200,38 @@ class EventTest(_Node):
     `… "op": "eq", "value": 0` "none". `agg` and `op` are required: a silent default on an
     aggregate hides mistakes."""
 
-    event: EventFilter
-    agg: Literal["count", "sum", "max", "last_at"]
-    op: Op
-    value: Any = None
+    event: EventFilter = Field(description="Which of the contact's events count.")
+    agg: Literal["count", "sum", "max", "last_at"] = Field(
+        description="How the events fold into one value: `count` how many (0 with none); "
+        "`sum` the total of their values, events without a value left out (0 with none); "
+        "`max` the largest value (no value with none); `last_at` the latest `occurred_at`, "
+        "a date-time (no value with none)."
+    )
+    op: Op = Field(json_schema_extra=event_operators)
+    value: Any = Field(
+        None,
+        description="The operand: a number for `count`, `sum` and `max`, a date-time for "
+        "`last_at`; `op` decides its shape.",
+    )
 
 
 class And(_Node):
-    and_: list["Condition"] = Field(alias="and", max_length=MAX_NODES)
+    """True when every condition holds; an empty list is always true."""
+
+    and_: list["Condition"] = Field(alias="and", max_length=MAX_NODES, description="Conditions.")
 
 
 class Or(_Node):
-    or_: list["Condition"] = Field(alias="or", max_length=MAX_NODES)
+    """True when at least one condition holds; an empty list is never true."""
+
+    or_: list["Condition"] = Field(alias="or", max_length=MAX_NODES, description="Conditions.")
 
 
 class Not(_Node):
-    not_: "Condition" = Field(alias="not")
+    """True when the condition does not hold: its exact complement, contacts without a
+    value for the tested field included."""
+
+    not_: "Condition" = Field(alias="not", description="The condition negated.")
 
 
 _TEST_TAGS = {
@@ -238,8 +339,12 @@ DeletedMode = Literal["exclude", "only", "include"]
 
 
 class Selection(_Node):
-    """Contacts matching any include selector (all when none), no exclude selector,
-    the filter, and the deleted mode."""
+    """Which contacts of the account: those that match any `include` selector (every
+    contact when `include` is empty), no `exclude` selector, satisfy `filter` and whose
+    deleted flag fits `deleted`. `{}` is every live contact. Every tag, funnel, stage,
+    group, mailing and segment named anywhere must exist (a 422 at its path otherwise).
+    Limits: 64 levels deep and 2,000 nodes in `filter`, 10,000 values in one list (a 422
+    beyond). The operators are described with a field test's `op` (`FieldTest`)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -265,11 +370,31 @@ class Selection(_Node):
         },
     )
 
-    include: list[Selector] = Field(default_factory=list, max_length=MAX_NODES)
-    exclude: list[Selector] = Field(default_factory=list, max_length=MAX_NODES)
-    filter: Condition | None = None
-    deleted: DeletedMode = "exclude"
-    as_of: OffsetDatetime | None = None
+    include: list[Selector] = Field(
+        default_factory=list,
+        max_length=MAX_NODES,
+        description="A contact matching any of these is in; empty: every contact is.",
+    )
+    exclude: list[Selector] = Field(
+        default_factory=list,
+        max_length=MAX_NODES,
+        description="A contact matching any of these is out.",
+    )
+    filter: Condition | None = Field(
+        None,
+        description="A tree of conditions every selected contact satisfies; null: no condition.",
+    )
+    deleted: DeletedMode = Field(
+        "exclude",
+        description="By the deleted flag (a soft delete): `exclude` live contacts only, "
+        "`only` deleted ones only, `include` both.",
+    )
+    as_of: OffsetDatetime | None = Field(
+        None,
+        description="The moment relative tests (days, ages, birthdays, event windows) are "
+        "measured from, ISO 8601 (UTC when it has no offset; a given offset decides the date "
+        "that date fields compare with); null: the time of the request.",
+    )
 
     @model_validator(mode="before")
     @classmethod
