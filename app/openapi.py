@@ -71,9 +71,10 @@ def defaults_described(app: FastAPI) -> None:
             for prop in components[name].get("properties", {}).values():
                 if "default" in prop:
                     said = f"Default: `{json.dumps(prop.pop('default'))}`."
-                    prop["description"] = (
-                        f"{prop['description']} {said}" if prop.get("description") else said
-                    )
+                    text = prop.get("description", "").rstrip()
+                    if text and not text.endswith((".", ")", ":")):
+                        text += "."
+                    prop["description"] = f"{text} {said}".strip()
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -37,7 +37,15 @@ Int64 = integer(json_schema_extra=_INT64)
 # An id in a body: a positive 64-bit integer.
 Id = integer(ge=1, json_schema_extra=_INT64)
 # An id in a path: any 64-bit integer (one that names nothing is a 404); past 64 bits, a 422.
-PathId = Annotated[int, Path(ge=INT64_MIN, le=INT64_MAX, json_schema_extra=_INT64)]
+PathId = Annotated[
+    int,
+    Path(
+        ge=INT64_MIN,
+        le=INT64_MAX,
+        description="The id (one of another account, or none, is a 404)",
+        json_schema_extra=_INT64,
+    ),
+]
 
 
 def query_id(description: str) -> Any:
