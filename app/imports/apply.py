@@ -18,8 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from app import tables as t
-from app.actions import RunContext
-from app.actions import changes
+from app.actions import RunContext, changes
 from app.config import Settings
 from app.contacts.columns import NEW_CONTACT, SETTABLE
 from app.contacts.service import ensure_named, ensure_users
