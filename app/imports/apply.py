@@ -80,7 +80,19 @@ class Importer:
             if by_id
             else {}
         )
-        self.funnel_names = {name_key(n): n for n in funnels}
+        f = t.funnels
+        self.funnel_names = {
+            by_id[fid]: name
+            for fid, name in (
+                conn.execute(
+                    sa.select(f.c.id, f.c.name).where(
+                        f.c.account_id == account_id, f.c.id.in_(list(by_id))
+                    )
+                )
+                if by_id
+                else []
+            )
+        }
 
     # --- one chunk ---------------------------------------------------------------------
 
@@ -168,7 +180,21 @@ class Importer:
                 self._set_column(_step(rc, COLUMN_STEPS[column]), column, pairs)
         ids = {**existing, **created}
         self._related(rc, {e: merged[e] for e in ids}, ids)
-        return len(created), len(existing)
+        return len(created), len(existing) - self._created_before(rc, list(existing.values()))
+
+    def _created_before(self, rc: RunContext, ids: list[int]) -> int:
+        """How many of `ids` an earlier chunk of this import created (a contact the file
+        names twice, chunks apart, is created once and counted once)."""
+        if not ids or not rc.settings.change_log:
+            return 0
+        return rc.conn.execute(
+            sa.select(sa.func.count()).where(
+                log.c.account_id == self.account_id,
+                log.c.job_id == self.job_id,
+                log.c.step == STEP_CREATED,
+                in_ids(rc.conn, log.c.contact_id, ids),
+            )
+        ).scalar_one()
 
     def _create(self, rc: RunContext, new: list[str], merged: dict[str, Record]) -> dict[str, int]:
         if not new:

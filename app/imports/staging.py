@@ -87,7 +87,12 @@ def records(raw: BinaryIO, limit: int) -> tuple[str, Iterator[tuple[int, list[st
 
 
 def row_text(cells: list[str], delimiter: str) -> str:
-    """A record as the file had it (re-quoted), for the errors CSV."""
-    out = io.StringIO()
-    csv.writer(out, delimiter=delimiter, lineterminator="").writerow(cells)
-    return out.getvalue()
+    """A record as a person sees it in the file: its cells joined by the delimiter, one
+    quoted only when it holds the delimiter or a line break (for the errors CSV, whose
+    writer neutralises a formula at its start)."""
+    return delimiter.join(
+        '"' + cell.replace('"', '""') + '"'
+        if delimiter in cell or "\n" in cell or "\r" in cell
+        else cell
+        for cell in cells
+    )
