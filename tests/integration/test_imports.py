@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from app import tables as t
 from app.auth import create_account
 from tests.conftest import Scoped
+from tests.integration.test_worker import _account, _at, hold, stack  # noqa: F401 (fixtures)
 
 
 def submit(client, text: str | bytes, options: dict | str | None = None):
@@ -357,3 +358,49 @@ def test_export_then_import_into_another_account_exports_the_same(client, api, e
     assert counters(job) == (3, 3, 3, 0, 0)
     second = other.post("/v1/selections/export", json=body)
     assert second.content == first.content
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_a_sigkilled_worker_imports_every_row_once(stack, engine, hold):
+    """A real `audience worker` is killed mid-import (its chunk held by a row lock); another
+    resumes after the last committed chunk: every row applied once, counters not doubled."""
+    api, _, worker = stack
+    first = worker()
+    account_id, client = _account(api, engine, 2000)  # scores 0
+    with engine.connect() as conn:
+        emails = conn.execute(
+            sa.select(t.contacts.c.email)
+            .where(t.contacts.c.account_id == account_id)
+            .order_by(t.contacts.c.id)
+        ).scalars()
+        lines = ["email,score,tags"] + [f"{e},5,imported" for e in emails]
+    lines += [f"new{i}@x.pl,5,imported" for i in range(500)]
+    held = hold(account_id, 1000)  # the chunk of rows 1000-1499 (500 a chunk) waits there
+    r = submit(client, "\n".join(lines) + "\n")
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    assert _at(client, job_id, 1000)["processed"] == 1000
+    first.kill()
+    killed_at = client.get(f"/v1/jobs/{job_id}").json()
+    assert killed_at["status"] == "running" and killed_at["processed"] == 1000
+    held.release()
+    worker()
+    job = client.wait(job_id, timeout=120)
+    assert job["status"] == "succeeded", job
+    assert counters(job) == (2500, 2500, 500, 2000, 0) and job["attempts"] >= 2
+    assert client.count({"filter": {"field": "score", "op": "eq", "value": 5}}) == 2500
+    assert client.count({"include": [{"type": "tag", "tags": ["imported"]}]}) == 2500
+    cl = t.change_log
+    with engine.connect() as conn:
+        logged = dict(
+            conn.execute(
+                sa.select(cl.c.field, sa.func.count())
+                .where(cl.c.account_id == account_id, cl.c.job_id == job_id)
+                .group_by(cl.c.field)
+            ).all()
+        )
+        staged = conn.execute(
+            sa.select(sa.func.count()).where(t.import_rows.c.job_id == job_id)
+        ).scalar_one()
+    assert logged == {"deleted": 500, "score": 2000, "tag": 2500} and staged == 0
