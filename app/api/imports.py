@@ -29,7 +29,7 @@ router = APIRouter(tags=["imports"], responses=RESPONSES, route_class=ReadRetryi
 
 OPTIONS_EXAMPLE = json.dumps(
     {
-        "columns": {"E-mail": "email", "Plan": "detail:plan", "Stage": "funnel:Sales"},
+        "columns": {"E-mail": "email", "Plan": "detail:plan", "Teams": "groups"},
         "tags": ["fair-2026"],
         "update_existing": True,
         "opt_in_may_turn_on": False,

@@ -40,20 +40,7 @@ Target = Annotated[str, Field(max_length=300), AfterValidator(_target)]
 class ImportOptions(BaseModel):
     """The `options` form field of POST /v1/imports (JSON)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "columns": {"E-mail": "email", "Plan": "detail:plan", "Stage": "funnel:Sales"},
-                    "tags": ["fair-2026"],
-                    "update_existing": True,
-                    "opt_in_may_turn_on": False,
-                    "name": "contacts from the fair",
-                }
-            ]
-        },
-    )
+    model_config = ConfigDict(extra="forbid")
 
     columns: dict[str, Target] | None = Field(
         None,

@@ -13,7 +13,10 @@ import sqlalchemy as sa
 from app import tables as t
 from app.auth import create_account
 from tests.conftest import Scoped
-from tests.integration.test_worker import _account, _at, hold, stack  # noqa: F401 (fixtures)
+from tests.integration import test_worker
+from tests.integration.test_worker import _account, _at
+
+hold, stack = test_worker.hold, test_worker.stack  # fixtures
 
 
 def submit(client, text: str | bytes, options: dict | str | None = None):
