@@ -22,7 +22,7 @@ from app.actions import RunContext, changes
 from app.config import Settings
 from app.contacts.columns import NEW_CONTACT, SETTABLE
 from app.contacts.service import ensure_named, ensure_users
-from app.db import dialect_insert, in_ids, in_values, insert_rows, rows_from
+from app.db import dialect_insert, in_ids, in_values, insert_rows, is_postgres, rows_from
 from app.imports import repository
 from app.imports.rows import Record, parse_row
 from app.imports.staging import row_text
@@ -170,14 +170,17 @@ class Importer:
             )
         if not self.update_existing:
             existing = {}
-        for column in SETTABLE:
-            pairs = [
-                (cid, merged[e].fields[column])
-                for e, cid in existing.items()
-                if column in merged[e].fields
-            ]
-            if pairs:
-                self._set_column(_step(rc, COLUMN_STEPS[column]), column, pairs)
+        if is_postgres(conn) and rc.settings.change_log:
+            self._set_columns(rc, existing, merged)
+        else:
+            for column in SETTABLE:
+                pairs = [
+                    (cid, merged[e].fields[column])
+                    for e, cid in existing.items()
+                    if column in merged[e].fields
+                ]
+                if pairs:
+                    self._set_column(_step(rc, COLUMN_STEPS[column]), column, pairs)
         ids = {**existing, **created}
         self._related(rc, {e: merged[e] for e in ids}, ids)
         return len(created), len(existing) - self._created_before(rc, list(existing.values()))
@@ -222,6 +225,82 @@ class Importer:
                 ),
             )
         return created
+
+    def _set_columns(self, rc: RunContext, existing: dict[str, int], merged) -> None:
+        """PostgreSQL: every column of existing contacts in ONE UPDATE from the chunk's
+        values (NULL: the cell was empty, the value stays), logged by the same statement
+        (a data-modifying CTE returns each row's values before and after; a log row a
+        column that changed, under the column's step). The rows are locked first, so the
+        values the UPDATE reads are the ones it replaces."""
+        conn = rc.conn
+        columns = [n for n in SETTABLE if any(n in merged[e].fields for e in existing)]
+        if not columns:
+            return
+        ids = sorted(existing.values())
+        by_id = {cid: merged[e].fields for e, cid in existing.items()}
+        v = rows_from(
+            conn,
+            id=(ID, ids),
+            **{n: (c.c[n].type, [by_id[i].get(n) for i in ids]) for n in columns},
+        ).subquery("v")
+        conn.execute(
+            sa.select(c.c.id)
+            .where(c.c.account_id == self.account_id, in_ids(conn, c.c.id, ids))
+            .order_by(c.c.id)
+            .with_for_update()
+        ).all()
+        old = (
+            sa.select(c.c.id, *[c.c[n] for n in columns])
+            .where(c.c.account_id == self.account_id, in_ids(conn, c.c.id, ids))
+            .subquery("old")
+        )
+        new = {n: self._new_value(n, old.c[n], v.c[n]) for n in columns}
+        changed = (
+            sa.update(c)
+            .where(
+                c.c.account_id == self.account_id,
+                c.c.id == v.c.id,
+                old.c.id == v.c.id,
+                sa.tuple_(*[old.c[n] for n in columns]).is_distinct_from(
+                    sa.tuple_(*new.values())
+                ),
+            )
+            .values({**new, "updated_at": rc.now})
+            .returning(
+                c.c.id.label("contact_id"),
+                *[old.c[n].label(f"b_{n}") for n in columns],
+                *[c.c[n].label(f"a_{n}") for n in columns],
+            )
+            .cte("changed")
+        )
+        parts = []
+        for n in columns:
+            before, after = changed.c[f"b_{n}"], changed.c[f"a_{n}"]
+            constants = changes.stamp(_step(rc, COLUMN_STEPS[n]), ACTION)
+            parts.append(
+                sa.select(
+                    changed.c.contact_id,
+                    sa.literal(n, sa.String()).label("field"),
+                    sa.literal(0, ID).label("ref"),
+                    changes.as_text(before).label("before"),
+                    changes.as_text(after).label("after"),
+                    *[col.label(k) for k, col in constants.items()],
+                ).where(before.is_distinct_from(after))
+            )
+        names = ["contact_id", "field", "ref", "before", "after", *constants]
+        source = sa.union_all(*parts).subquery()
+        ins = dialect_insert(conn, log).from_select(
+            names, sa.select(*[source.c[k] for k in names])
+        )
+        ins = ins.on_conflict_do_update(index_elements=PK, set_={"after": ins.excluded.after})
+        conn.execute(ins.add_cte(changed, nest_here=True))
+
+    def _new_value(self, column: str, now, given):
+        """A column's value after the import: the file's, or what it was (empty cell); an
+        opt-in goes from false to true only if the import allows it."""
+        if column in OPT_INS and not self.opt_in_may_turn_on:
+            return sa.case((given.is_(None), now), else_=sa.and_(now, given))
+        return sa.func.coalesce(given, now)
 
     def _set_column(self, rc: RunContext, column: str, pairs: list[tuple[int, object]]) -> None:
         """One column of existing contacts to the chunk's values, logged; opt-ins never

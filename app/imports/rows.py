@@ -7,10 +7,10 @@ from datetime import date
 
 from pydantic import TypeAdapter, ValidationError
 
-from app.contacts.schemas import Country, SexField, StateField, Text, check_email
+from app.contacts.schemas import Country, SexField, StateField, check_email
 from app.csvcells import FORMULA_STARTS
 from app.imports.options import DETAIL, FUNNEL, LISTS
-from app.names import Name, name_key
+from app.names import WHITE_SPACE, name_key
 from app.types import INT64_MAX, INT64_MIN, UTCDatetime
 
 SPLIT = re.compile(r"[;|]")
@@ -85,12 +85,31 @@ def _enum(kind):
     return lambda value: parse(value).value
 
 
+def _text(value: str) -> str | None:
+    """Text as POST /v1/contacts takes it (trimmed; blank is none), without pydantic's
+    cost a cell: this runs for every cell of a file."""
+    value = value.strip(WHITE_SPACE)
+    if len(value) > 1000:
+        raise ValueError("must have at most 1000 characters")
+    return value or None
+
+
+def _name(value: str) -> str:
+    """A tag or group name (trimmed; at most 255 characters)."""
+    value = value.strip(WHITE_SPACE)
+    if not value:
+        raise ValueError("must contain a character other than white space")
+    if len(value) > 255:
+        raise ValueError(f"a name has at most 255 characters: '{value[:40]}…'")
+    return value
+
+
 PARSERS = {
-    "first_name": _adapter(Text),
-    "last_name": _adapter(Text),
-    "phone": _adapter(Text),
-    "company": _adapter(Text),
-    "city": _adapter(Text),
+    "first_name": _text,
+    "last_name": _text,
+    "phone": _text,
+    "company": _text,
+    "city": _text,
     "country": _adapter(Country),
     "birth_date": _date,
     "sex": _enum(SexField),
@@ -101,7 +120,6 @@ PARSERS = {
     "email_valid": _bool,
     "created_at": _adapter(UTCDatetime),
 }
-_name = _adapter(Name)
 MAX_DETAIL = 10_000
 
 
@@ -145,7 +163,9 @@ def parse_row(
             elif target.startswith(FUNNEL):
                 record.funnels[name_key(target[len(FUNNEL) :])] = (column, _name(value))
             else:
-                record.fields[target] = PARSERS[target](value)
+                parsed = PARSERS[target](value)
+                if parsed is not None:  # white space only: an empty cell
+                    record.fields[target] = parsed
         except ValueError as exc:
             problems.append((column, str(exc)))
     if problems:
