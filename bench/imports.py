@@ -16,7 +16,6 @@ floor.
 """
 
 import argparse
-import io
 import tempfile
 import time
 import uuid
@@ -133,7 +132,15 @@ def main() -> None:
             ok = rate >= RATE_TARGET and ratio <= RATIO_TARGET
             counts = f"{job['created']} created, {job['updated']} updated"
             rows.append(
-                [what, counts, f"{seconds:.2f}", f"{rate:,.0f}", f"{floor_s:.2f}", f"{ratio:.1f}×", verdict(ok)]
+                [
+                    what,
+                    counts,
+                    f"{seconds:.2f}",
+                    f"{rate:,.0f}",
+                    f"{floor_s:.2f}",
+                    f"{ratio:.1f}×",
+                    verdict(ok),
+                ]
             )
     print(f"\nImport of {args.rows:,} rows ({args.url.rsplit('/', 1)[-1]})\n")
     print(table(["run", "job", "import s", "rows/s", "floor s", "vs floor", "target"], rows))

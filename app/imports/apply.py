@@ -261,9 +261,7 @@ class Importer:
                 c.c.account_id == self.account_id,
                 c.c.id == v.c.id,
                 old.c.id == v.c.id,
-                sa.tuple_(*[old.c[n] for n in columns]).is_distinct_from(
-                    sa.tuple_(*new.values())
-                ),
+                sa.tuple_(*[old.c[n] for n in columns]).is_distinct_from(sa.tuple_(*new.values())),
             )
             .values({**new, "updated_at": rc.now})
             .returning(
@@ -289,9 +287,7 @@ class Importer:
             )
         names = ["contact_id", "field", "ref", "before", "after", *constants]
         source = sa.union_all(*parts).subquery()
-        ins = dialect_insert(conn, log).from_select(
-            names, sa.select(*[source.c[k] for k in names])
-        )
+        ins = dialect_insert(conn, log).from_select(names, sa.select(*[source.c[k] for k in names]))
         ins = ins.on_conflict_do_update(index_elements=PK, set_={"after": ins.excluded.after})
         conn.execute(ins.add_cte(changed, nest_here=True))
 
