@@ -64,6 +64,8 @@ def parse_options(raw: str | None) -> ImportOptions:
     except json.JSONDecodeError as exc:
         message = f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         raise Invalid.at("options", message) from None
+    if data is None:
+        return ImportOptions()
     if not isinstance(data, dict):
         raise Invalid.at("options", "must be a JSON object")
     try:
