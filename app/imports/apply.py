@@ -182,7 +182,7 @@ class Importer:
                 if pairs:
                     self._set_column(_step(rc, COLUMN_STEPS[column]), column, pairs)
         ids = {**existing, **created}
-        self._related(rc, {e: merged[e] for e in ids}, ids)
+        self._related(rc, {e: merged[e] for e in ids}, ids, set(created.values()))
         return len(created), len(existing) - self._created_before(rc, list(existing.values()))
 
     def _created_before(self, rc: RunContext, ids: list[int]) -> int:
@@ -333,7 +333,9 @@ class Importer:
         changed = set(rc.conn.execute(stmt.returning(c.c.id)).scalars())
         changes.reconcile(rc, logged, changed)
 
-    def _related(self, rc: RunContext, merged: dict[str, Record], ids: dict[str, int]) -> None:
+    def _related(
+        self, rc: RunContext, merged: dict[str, Record], ids: dict[str, int], created: set[int]
+    ) -> None:
         conn = rc.conn
         records = list(merged.values())
         tag_ids = ensure_named(conn, t.tags, self.account_id, (n for r in records for n in r.tags))
@@ -352,17 +354,21 @@ class Importer:
             for key, (_, stage) in r.funnels.items():
                 fid, sid = self.stages[(key, name_key(stage))]
                 funnels[(cid, fid)] = sid
+        # A contact this chunk created goes whole when the import is reverted: what it
+        # was given is written without a log of its own.
+        unlogged = _step(rc, 0)
+        unlogged.settings = rc.settings.model_copy(update={"change_log": False})
         for step, table, thing, field, pairs in (
             (STEP_TAGS, t.contact_tags, "tag_id", "tag", tags),
             (STEP_GROUPS, t.group_members, "group_id", "group", groups),
             (STEP_OWNERS, t.contact_owners, "user_id", "owner", owners),
         ):
-            if pairs:
-                self._link(_step(rc, step), table, thing, field, sorted(pairs))
-        if funnels:
-            self._funnels(_step(rc, STEP_FUNNELS), funnels)
-        if details:
-            self._details(_step(rc, STEP_DETAILS), details)
+            for ctx, mine in _split(rc, unlogged, step, created, sorted(pairs)):
+                self._link(ctx, table, thing, field, mine)
+        for ctx, mine in _split(rc, unlogged, STEP_FUNNELS, created, sorted(funnels)):
+            self._funnels(ctx, {k: funnels[k] for k in mine})
+        for ctx, mine in _split(rc, unlogged, STEP_DETAILS, created, sorted(details)):
+            self._details(ctx, {k: details[k] for k in mine})
 
     def _link(self, rc: RunContext, table: sa.Table, thing: str, field: str, pairs) -> None:
         v = rows_from(
@@ -474,6 +480,17 @@ def _step(rc: RunContext, step: int) -> RunContext:
         settings=rc.settings,
         step=step,
     )
+
+
+def _split(rc: RunContext, unlogged: RunContext, step: int, created: set[int], keys: list):
+    """(context, keys) of the contacts that existed (logged under `step`) and of those
+    this chunk created (not logged), each when there are any; keys lead with the contact."""
+    existing = [k for k in keys if k[0] not in created]
+    new = [k for k in keys if k[0] in created]
+    if existing:
+        yield _step(rc, step), existing
+    if new:
+        yield unlogged, new
 
 
 def _merge(records: list[Record]) -> dict[str, Record]:
