@@ -9,10 +9,13 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
 from app import tables as t
 from app.auth import create_account
-from tests.conftest import Scoped
+from app.jobs.runner import run_job
+from app.main import create_app
+from tests.conftest import Scoped, make_settings
 from tests.integration import test_worker
 from tests.integration.test_worker import _account, _at
 
@@ -181,6 +184,13 @@ def test_a_spreadsheet_file_imports_row_by_row(client, account, engine):
     assert counters(again) == (7, 7, 0, 3, 3)
     assert state(engine, account_id) == middle
 
+    # a contact's history names the import; a dry run of its revert counts what it gives back
+    changes = client.get(f"/v1/contacts/{jurgen['id']}/history").json()["changes"]
+    first_name = [c for c in changes if c["field"] == "first_name"]
+    assert [(c["kind"], c["before"], c["after"]) for c in first_name] == [("import", "J", "Jürgen")]
+    dry = client.post(f"/v1/jobs/{job['id']}/revert/dry-run").json()
+    assert dry["total"] == 3 and dry["conflicts"] == 0
+
     # revert the first import: the state before it, the contact it created deleted
     r = client.post(f"/v1/jobs/{job['id']}/revert")
     assert r.status_code == 202, r.text
@@ -210,6 +220,45 @@ def test_rows_apply_once_across_chunks(solo_app, account, engine):
     r = client.post(f"/v1/jobs/{job['id']}/revert")
     assert client.wait(r.json()["id"])["status"] == "succeeded"
     assert client.count({}) == 0
+
+
+@pytest.fixture
+def no_runner(api, app_engine, db_url):
+    """An app that runs no job (the session's runner paused): a job waits until the test
+    runs it."""
+    api.app.state.runner.stop()
+    settings = make_settings(db_url, job_chunk_size=2)
+    try:
+        with TestClient(create_app(settings, engine=app_engine, start_runner=False)) as http:
+            yield http, settings
+    finally:
+        api.app.state.runner.start()
+
+
+def test_a_cancelled_import_drops_its_file(no_runner, account, app_engine, engine):
+    """Cancelled while queued (at once), or while running (between chunks): the staged
+    rows go; what was applied stays."""
+    http, settings = no_runner
+    client = Scoped(http, account[1])
+    text = "email\n" + "".join(f"q{i}@x.pl\n" for i in range(5))
+    queued = submit(client, text).json()
+    assert (queued["status"], queued["total"]) == ("queued", 5)
+    assert staged(engine, queued["id"]) == 5
+    r = client.post(f"/v1/jobs/{queued['id']}/cancel")
+    assert r.json()["status"] == "cancelled" and staged(engine, queued["id"]) == 0
+
+    running = submit(client, text).json()["id"]
+    with engine.begin() as conn:  # asked to stop after its claim, before a chunk
+        conn.execute(sa.update(t.jobs).where(t.jobs.c.id == running).values(cancel_requested=True))
+    assert run_job(app_engine, running, settings) == "cancelled"
+    assert staged(engine, running) == 0 and client.count({}) == 0
+
+
+def staged(engine, job_id: int) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(sa.func.count()).where(t.import_rows.c.job_id == job_id)
+        ).scalar_one()
 
 
 def test_a_bad_row_lists_every_problem_and_formulas_are_neutralised(client):
@@ -406,4 +455,5 @@ def test_a_sigkilled_worker_imports_every_row_once(stack, engine, hold):
         staged = conn.execute(
             sa.select(sa.func.count()).where(t.import_rows.c.job_id == job_id)
         ).scalar_one()
-    assert logged == {"deleted": 500, "score": 2000, "tag": 2500} and staged == 0
+    # the 500 created: one row each (a revert deletes them whole)
+    assert logged == {"deleted": 500, "score": 2000, "tag": 2000} and staged == 0
