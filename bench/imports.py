@@ -63,7 +63,7 @@ def imported(client: TestClient, key: str, path: str) -> tuple[float, dict]:
         job = client.get(f"/v1/jobs/{job_id}", headers=headers).json()
         if job["status"] not in ("queued", "running"):
             break
-        time.sleep(0.05)
+        time.sleep(0.2)
     assert job["status"] == "succeeded", job
     return time.perf_counter() - started, job
 

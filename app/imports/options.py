@@ -124,7 +124,7 @@ def map_columns(header: list[str], options: ImportOptions) -> tuple[list[str | N
             target, path = by_header[h]
         else:
             target, path = auto_target(h), "file"
-            if target is None:
+            if target is None and h:  # a column without a header is no one's loss
                 unmapped.append(h)
         if target == SKIP:
             target = None
