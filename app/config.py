@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     # Larger request bodies get 413. 10,000 contacts as the demo data has them take
     # 4.4 MiB; with every field, five tags and five details, 8 MiB.
     max_body_bytes: int = 10 * 1024 * 1024
+    # POST /v1/imports is bounded by this instead (413 as soon as the upload passes it).
+    max_import_bytes: int = 1024 * 1024 * 1024
     # Per account, on count/preview and on job submission (each its own bucket): this
     # many requests at once, then this many a second; beyond, 429 with Retry-After.
     # 0 turns the limit off.

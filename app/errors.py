@@ -96,6 +96,11 @@ class InUse(Conflict):
     code = "in_use"
 
 
+class TooLarge(AudienceError):
+    status_code = 413
+    code = "payload_too_large"
+
+
 class Invalid(AudienceError):
     status_code = 422
     code = "validation_error"

@@ -17,6 +17,7 @@ from app.api import (
     console,
     contacts,
     health,
+    imports,
     jobs,
     keys,
     personal_links,
@@ -32,15 +33,17 @@ from app.openapi import defaults_described
 from app.replica import Reads
 
 log = logs.get("audience.http")
+IMPORTS = "/v1/imports"
 
 
 class RequestContext:
     """A request id per request (X-Request-ID in and out), one access log line,
     and a body size limit enforced while reading (413 before the body is read whole)."""
 
-    def __init__(self, app: ASGIApp, max_body: int):
+    def __init__(self, app: ASGIApp, max_body: int, larger: dict[str, int] | None = None):
         self.app = app
         self.max_body = max_body
+        self.larger = larger or {}  # path → its own limit (an import's file)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,8 +57,9 @@ class RequestContext:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = {"code": 500}
+        max_body = self.larger.get(scope["path"].rstrip("/"), self.max_body)
         length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body:
+        if length is not None and length.isdigit() and int(length) > max_body:
             await _too_large(send, request_id)
             return
         received = {"n": 0}
@@ -64,7 +68,7 @@ class RequestContext:
             message = await receive()
             if message["type"] == "http.request":
                 received["n"] += len(message.get("body", b""))
-                if received["n"] > self.max_body:
+                if received["n"] > max_body:
                     # an HTTPException: FastAPI passes it on (anything else reading the
                     # body raises, it turns into a 400)
                     raise HTTPException(413, "request body too large")
@@ -169,7 +173,11 @@ def create_app(
         expose_headers=["Retry-After", "Content-Disposition", "Location", "X-Request-ID"],
     )
     app.add_middleware(GZipMiddleware, minimum_size=1024)
-    app.add_middleware(RequestContext, max_body=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContext,
+        max_body=settings.max_body_bytes,
+        larger={IMPORTS: settings.max_import_bytes},
+    )
     for module in (
         health,
         pickers,
@@ -178,6 +186,7 @@ def create_app(
         selections,
         rules,
         jobs,
+        imports,
         personal_links,
         keys,
         console,

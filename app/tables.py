@@ -408,6 +408,11 @@ jobs = sa.Table(
     sa.Column("conflicts", sa.BigInteger, nullable=False, server_default="0"),
     # the change log of the job is gone (purged after AUDIENCE_CHANGE_LOG_DAYS)
     sa.Column("log_purged", sa.Boolean, nullable=False, server_default=sa.false()),
+    # an import: its file's header, mapping and options; its rows' outcome
+    sa.Column("import_spec", sa.JSON),
+    sa.Column("created", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("updated", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rejected", sa.BigInteger, nullable=False, server_default="0"),
     sa.UniqueConstraint("account_id", "idempotency_key"),
     # one revert a job
     sa.UniqueConstraint("account_id", "reverts"),
@@ -492,4 +497,33 @@ change_log = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
     sa.PrimaryKeyConstraint("account_id", "job_id", "step", "contact_id", "field", "ref"),
     sa.Index("ix_change_log_account_id_contact_id", "account_id", "contact_id", "job_id"),
+)
+
+
+# An import's file, staged at submit (so any worker can run it): one row a CSV record,
+# `line` the spreadsheet row it starts on (the header is 1), `cells` its cells as a JSON
+# array. A chunk deletes the rows it applied; whatever is left goes when the job ends.
+import_rows = sa.Table(
+    "import_rows",
+    metadata,
+    _plain_id("account_id"),
+    _plain_id("job_id"),
+    sa.Column("line", sa.BigInteger, nullable=False),
+    sa.Column("cells", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("account_id", "job_id", "line"),
+)
+
+# An import's rejected rows: a row a problem (`seq` numbers a row's problems), with the
+# column (its header) and the row as the file had it; GET /v1/jobs/{id}/errors.
+import_errors = sa.Table(
+    "import_errors",
+    metadata,
+    _plain_id("account_id"),
+    _plain_id("job_id"),
+    sa.Column("line", sa.BigInteger, nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("column", sa.Text, nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("row", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("account_id", "job_id", "line", "seq"),
 )

@@ -276,17 +276,23 @@ class Family:
 
 @dataclass(frozen=True)
 class Column(Family):
-    """A contact column (opt-ins, validity, state, score, sex, deleted)."""
+    """A contact column (opt-ins, validity, state, score, sex, deleted; an import's text
+    fields, dates)."""
 
     column: str
 
     def holds(self, rc, o):
-        return as_text(c.c[self.column]) == o.c.after
+        # NULL: a field an import filled was empty before it
+        return as_text(c.c[self.column]).is_not_distinct_from(o.c.after)
 
     def found(self, rc, o):
-        return as_text(c.c[self.column])
+        return sa.func.coalesce(as_text(c.c[self.column]), "absent")
 
     def restore(self, rc, lo, hi):
+        kind = c.c[self.column].type
+        after = sa.cast(log.c.after, kind)
+        if not is_postgres(rc.conn) and isinstance(kind, sa.Date | sa.DateTime | t.UTCDateTime):
+            after = log.c.after  # SQLite keeps dates as text; its CAST AS DATE makes a number
         rc.conn.execute(
             sa.update(c)
             .where(
@@ -294,9 +300,7 @@ class Column(Family):
                 c.c.id == log.c.contact_id,
                 *of_step(rc, log, lo, hi),
             )
-            .values(
-                {self.column: sa.cast(log.c.after, c.c[self.column].type), "updated_at": rc.now}
-            )
+            .values({self.column: after, "updated_at": rc.now})
         )
 
 
@@ -551,7 +555,12 @@ def _when(value: str | None):
     return None if value is None else datetime.fromisoformat(value)
 
 
-COLUMNS = ("email_opt_in", "phone_opt_in", "email_valid", "state", "score", "sex", "deleted")
+COLUMNS = (
+    *("email_opt_in", "phone_opt_in", "email_valid", "state", "score", "sex", "deleted"),
+    # what an import sets besides
+    *("first_name", "last_name", "phone", "company", "city", "country", "birth_date"),
+    "created_at",
+)
 LINKS = {
     "tag": Link(t.contact_tags, "tag_id"),
     "group": Link(t.group_members, "group_id"),

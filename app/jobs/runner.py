@@ -30,6 +30,8 @@ from app.actions.schemas import ActionList
 from app.config import Settings
 from app.db import disconnected, engine_duty, for_account
 from app.errors import AudienceError, job_failure
+from app.imports import apply as imports
+from app.imports import repository as import_repository
 from app.jobs import repository
 from app.jobs.revert import RevertStep
 from app.jobs.revert import members as revert_members
@@ -40,6 +42,7 @@ log = logs.get("audience.jobs")
 ACTIONS = TypeAdapter(ActionList)
 RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization, deadlock, lock timeout
 MAX_CHUNK_RETRIES = 8
+IMPORT = "import"
 WORKER_ID = f"{uuid.uuid4().hex[:12]}"
 
 
@@ -93,7 +96,8 @@ def run_job(
         log.exception("job failed", job_id=job_id)
         error = job_failure(exc)  # the tenant's; the detail is in the line above
         with engine.begin() as conn:
-            repository.finish(conn, job_id, owner=owner, status=Status.FAILED, error=error)
+            if repository.finish(conn, job_id, owner=owner, status=Status.FAILED, error=error):
+                _drop_staged(conn, repository.load(conn, job_id))
         log.info("job finished", job_id=job_id, status=Status.FAILED, error=error)
         return Status.FAILED
 
@@ -111,7 +115,7 @@ def _run_claimed(engine: Engine, job_id: int, settings: Settings, owner: str) ->
     with engine.begin() as conn:
         row = repository.load(conn, job_id)
     handlers = _handlers(engine, row)
-    if not row.snapshot_taken:
+    if row.kind != IMPORT and not row.snapshot_taken:  # an import's rows are staged at submit
         _snapshot(engine, row, owner)
         with engine.begin() as conn:
             row = repository.load(conn, job_id)
@@ -132,6 +136,9 @@ def _handlers(engine: Engine, row: Row) -> list:
     logged steps, turned around."""
     if row.kind == "revert":
         return [RevertStep(**step) for step in row.actions]
+    if row.kind == IMPORT:
+        with engine.begin() as conn:
+            return [imports.prepare(conn, row)]
     with engine.begin() as conn:
         return prepare(conn, row.account_id, ACTIONS.validate_python(row.actions), create=True)
 
@@ -174,8 +181,11 @@ def _chunk(conn: Connection, row: Row, handlers: list, settings: Settings, owner
         raise LostLease()
     now = t.utcnow()
     if held.cancel_requested:
+        _drop_staged(conn, row)
         repository.finish(conn, row.id, owner=owner, status=Status.CANCELLED, now=now)
         return Status.CANCELLED
+    if row.kind == IMPORT:
+        return _import_chunk(conn, row, handlers[0], held, settings, owner, size, now)
     ids = repository.next_chunk(conn, row.account_id, row.id, after=held.cursor, size=size)
     if not ids:
         if held.processed != held.total:
@@ -188,6 +198,33 @@ def _chunk(conn: Connection, row: Row, handlers: list, settings: Settings, owner
     lease_until = now + timedelta(seconds=settings.job_lease_s)
     repository.advance(conn, row.id, cursor=ids[-1], processed=len(ids), lease_until=lease_until)
     return Status.RUNNING
+
+
+def _import_chunk(
+    conn: Connection, row: Row, importer, held: Row, settings: Settings, owner: str, size, now
+) -> Status:
+    """An import's next chunk of staged records, applied with its cursor (the last line)
+    and counters in the caller's transaction; succeeded when none is left."""
+    done = importer.apply(conn, after=held.cursor, size=size, now=now, settings=settings)
+    if done is None:
+        if held.processed != held.total:
+            raise WrongSnapshot(f"{held.processed} of the file's {held.total} rows were processed")
+        repository.finish(conn, row.id, owner=owner, status=Status.SUCCEEDED, now=now)
+        return Status.SUCCEEDED
+    import_repository.count(
+        conn, row.id, created=done.created, updated=done.updated, rejected=done.rejected
+    )
+    lease_until = now + timedelta(seconds=settings.job_lease_s)
+    repository.advance(
+        conn, row.id, cursor=done.last_line, processed=done.processed, lease_until=lease_until
+    )
+    return Status.RUNNING
+
+
+def _drop_staged(conn: Connection, row: Row) -> None:
+    """An import that ends early drops what is left of its file."""
+    if row.kind == IMPORT:
+        import_repository.unstage(conn, row.account_id, row.id)
 
 
 def _apply(

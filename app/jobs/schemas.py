@@ -73,6 +73,14 @@ class Job(BaseModel):
         description="A revert: changes left alone because something changed them since "
         "(listed by GET /v1/jobs/{id}/output)",
     )
+    created: int | None = Field(None, description="An import: contacts it created")
+    updated: int | None = Field(None, description="An import: existing contacts its rows named")
+    rejected: int | None = Field(
+        None, description="An import: rows rejected (GET /v1/jobs/{id}/errors says why)"
+    )
+    unmapped_columns: list[str] | None = Field(
+        None, description="An import: columns of the file that map to nothing (skipped)"
+    )
     created_at: UTCDatetime
     started_at: UTCDatetime | None
     finished_at: UTCDatetime | None

@@ -16,6 +16,7 @@ from app.config import Settings
 from app.csvcells import csv_line
 from app.db import set_statement_timeout
 from app.errors import Conflict, Gone, Invalid, NotFound, job_error_shown
+from app.imports import repository as import_repository
 from app.jobs import repository
 from app.jobs.revert import RevertStep, steps_to_revert
 from app.jobs.revert import members as revert_members
@@ -173,12 +174,26 @@ def _as_dict(row, actions: list[dict], reverted_by: int | None) -> dict:
         "reverts": row.reverts,
         "reverted_by": reverted_by,
         "conflicts": row.conflicts if row.kind == "revert" else None,
+        **_import_counters(row),
         "created_at": row.created_at,
         "started_at": row.started_at,
         "finished_at": row.finished_at,
         "run_at": row.run_at,
         "cancel_requested": row.cancel_requested,
         "attempts": row.attempts,
+    }
+
+
+def _import_counters(row) -> dict:
+    if row.kind != "import":
+        return {}
+    spec = row.import_spec or {}
+    return {
+        "selection": None,
+        "created": row.created,
+        "updated": row.updated,
+        "rejected": row.rejected,
+        "unmapped_columns": spec.get("unmapped_columns", []),
     }
 
 
@@ -392,7 +407,9 @@ def cancel(conn: Connection, account_id: int, job_id: int) -> dict:
     """A queued job is cancelled at once; a running one is asked to stop between chunks
     (also when it was claimed a moment ago); a finished one stays as it is."""
     get_job(conn, account_id, job_id)  # 404 for another account's job
-    if not repository.cancel_queued(conn, job_id):
+    if repository.cancel_queued(conn, job_id):
+        import_repository.unstage(conn, account_id, job_id)  # an import's file, if any
+    else:
         repository.request_cancel(conn, job_id)
     return get_job(conn, account_id, job_id)
 

@@ -250,9 +250,15 @@ INT64_BOUND = re.compile(
 )
 
 
+# An import's form: the schema says `file` is binary and `options` a string; what they must
+# hold (a CSV with an e-mail column, options as JSON) is the contract's, in prose.
+FORM_CONTENT = re.compile(r"^(file|options)(\.|\[|$)")
+
+
 def semantic(detail: dict) -> bool:
     return bool(
         SEMANTIC.match(detail["message"])
+        or FORM_CONTENT.match(detail["path"])
         or OPERAND.search(detail["path"])
         or INT64_BOUND.match(detail["message"])
     )

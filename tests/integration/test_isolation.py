@@ -663,6 +663,38 @@ def job_events(w: World, b: Account, walk: Walk) -> None:
     assert len(data) == 1 and json.loads(data[0][6:])["id"] == b.jobs["coupons"]
 
 
+def _upload(text: str, options: dict) -> dict:
+    return {
+        "files": {"file": ("contacts.csv", text.encode(), "text/csv")},
+        "data": {"options": json.dumps(options)},
+    }
+
+
+@route("POST /v1/imports")
+def submit_import(w: World, b: Account, walk: Walk) -> None:
+    # A's funnel is unknown to B; a stage only A's "Sales" has is a bad row; the contact
+    # both have by e-mail is B's own
+    a_only = _upload("email,Stage\nanna@example.com,A1\n", {"columns": {"Stage": "funnel:A Pipeline"}})  # fmt: skip
+    walk(422, path="options.columns.Stage", code="validation_error", **a_only)
+    text = "email,first_name,Stage\nanna@example.com,Annie,Lead\nbob@b.example,Bob,Negotiation\n"
+    r = walk(202, **_upload(text, {"columns": {"Stage": "funnel:Sales"}}))
+    job = finish(b.client, r.json()["id"])
+    assert (job["created"], job["updated"], job["rejected"]) == (0, 1, 1), job
+    b.jobs["import"] = job["id"]
+    (anna,) = b.client.ids("anna@example.com")
+    assert b.client.get(f"/v1/contacts/{anna}").json()["first_name"] == "Annie"
+
+
+@route("GET /v1/jobs/{job_id}/errors")
+def get_import_errors(w: World, b: Account, walk: Walk) -> None:
+    for job_id in w.a.jobs.values():
+        walk.missing("job_id", job_id)
+    text = "email,Stage\nnobody,A1\n"
+    job = finish(b.client, b.client.post("/v1/imports", **_upload(text, {})).json()["id"])
+    r = walk(200, args={"job_id": job["id"]})
+    assert r.text.splitlines()[1].startswith("2,email,")
+
+
 @route("GET /v1/links/{token}")
 def get_link(w: World, b: Account, walk: Walk) -> None:
     walk.missing("token", w.a.token)

@@ -56,7 +56,13 @@ def operations(doc: dict):
 
 
 def request_examples(doc: dict, op: dict) -> list:
-    """The examples of an operation's JSON body: its own, else its schema's."""
+    """The examples of an operation's JSON body: its own, else its schema's. A form's
+    (an upload's): its fields' examples, by field."""
+    if "multipart/form-data" in op["requestBody"]["content"]:
+        form = op["requestBody"]["content"]["multipart/form-data"]["schema"]
+        form = doc["components"]["schemas"][form["$ref"].split("/")[-1]]
+        fields = {k: p["examples"] for k, p in form["properties"].items() if "examples" in p}
+        return [fields] if fields else []
     content = op["requestBody"]["content"]["application/json"]
     if "example" in content:
         return [content["example"]]
@@ -106,7 +112,7 @@ def test_request_examples_are_accepted(client):
     with_body = {
         op["operationId"]: (path, method, op)
         for path, method, op in operations(doc)
-        if "requestBody" in op
+        if "application/json" in op.get("requestBody", {}).get("content", {})
     }
     assert sorted(with_body) == sorted(EXAMPLE_ORDER), "add the operation to EXAMPLE_ORDER"
     # Every name a selection example uses must exist: the ones no other example creates.
@@ -126,6 +132,17 @@ def test_request_examples_are_accepted(client):
             answered_json = r.headers.get("content-type", "").startswith("application/json")
             if method == "post" and answered_json and "id" in r.json():
                 created[collection] = r.json()["id"]
+
+    # an upload's examples, with a file that has the columns they name
+    ((options,),) = [
+        f["options"] for f in request_examples(doc, doc["paths"]["/v1/imports"]["post"])
+    ]
+    csv_file = "E-mail,Plan,Teams\nimported@example.com,gold,Berlin|Warszawa\n"
+    r = client.post(
+        "/v1/imports", files={"file": ("a.csv", csv_file, "text/csv")}, data={"options": options}
+    )
+    assert r.status_code == 202, r.text
+    assert client.wait(r.json()["id"])["status"] == "succeeded"
 
     bodies = {
         op["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
