@@ -67,6 +67,11 @@ def defaults_described(app: FastAPI) -> None:
             return app.openapi_schema
         schema = generate()
         components = schema.get("components", {}).get("schemas", {})
+        for name, component in components.items():
+            if name.startswith("Body_") and "description" not in component:
+                # FastAPI's model of a form's fields, named for its operation.
+                operation = name.removeprefix("Body_")
+                component["description"] = f"The form fields of `{operation}`."
         for name in sorted(request_schemas(schema)):
             for prop in components[name].get("properties", {}).values():
                 if "default" in prop:

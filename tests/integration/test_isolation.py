@@ -440,6 +440,9 @@ PUBLIC = {
     "GET /docs": "the contract, as a page",
     "GET /docs/oauth2-redirect": "the contract page's OAuth redirect",
     "GET /redoc": "the contract, as another page",
+    "GET /console": "the console's page (it asks for a key, and keeps it in the tab)",
+    "GET /console/assets/{name}": "the console's scripts and styles",
+    "GET /console/catalog.json": "the fields, operators and actions of the service",
 }
 
 # "METHOD /path/{template}" -> the case walking it: case(world, b, walk).
@@ -637,6 +640,14 @@ def list_keys(w: World, b: Account, walk: Walk) -> None:
     keys = walk(200).json()["keys"]
     assert keys and b.client.key[:8] in {k["prefix"] for k in keys}
     assert w.a.client.key[:8] not in {k["prefix"] for k in keys}
+
+
+@route("GET /console/me")
+def console_me(w: World, b: Account, walk: Walk) -> None:
+    mine = next(
+        k for k in b.client.get("/v1/keys").json()["keys"] if k["prefix"] == b.client.key[:8]
+    )
+    assert walk(200).json() == {"label": mine["label"], "scope": mine["scope"]}
 
 
 @route("POST /v1/keys")
@@ -984,6 +995,7 @@ def test_every_route_has_an_isolation_case(app_routes):
 @pytest.mark.parametrize("key", sorted(PUBLIC))
 def test_public_routes_need_no_key(api, key):
     method, path = key.split(" ", 1)
+    path = path.replace("{name}", "main.js")  # the console's assets
     assert api.request(method, path).status_code == 200
 
 
