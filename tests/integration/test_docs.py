@@ -174,3 +174,61 @@ def test_docs_link_only_inside_the_repository():
             path = target.split("#", 1)[0]
             if path:
                 assert (page.parent / path).exists(), f"{page.name}: no file {path}"
+
+
+def snippet(page: str, language: str) -> str:
+    return next(body for lang, body, _ in blocks((ROOT / "docs" / page).read_text()) if lang == language)
+
+
+SIGNED = {
+    "secret": "whsec_docs-example",
+    "body": b'{"id": "evt_1", "type": "job.succeeded", "data": {"id": 7, "status": "succeeded"}}',
+}
+
+
+def test_the_python_signature_check_accepts_audiences_signatures_only():
+    from app.webhooks.delivery import sign
+
+    namespace: dict = {}
+    exec(snippet("webhooks.md", "python"), namespace)  # noqa: S102 - our own documentation
+    check = namespace["audience_event"]
+    secret, body, now = SIGNED["secret"], SIGNED["body"], int(time.time())
+    assert check(secret, sign(secret, body, now), body)["data"]["id"] == 7
+    for header, message in [
+        (sign("whsec_other", body, now), "not signed"),
+        (sign(secret, body + b" ", now), "not signed"),
+        (sign(secret, body, now - 3600), "too old"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            check(secret, header, body)
+    with pytest.raises(ValueError, match="not signed"):
+        check(secret, sign(secret, body, now), body.replace(b"7", b"8"))
+
+
+@pytest.mark.skipif(not shutil.which("node"), reason="needs Node.js")
+def test_the_javascript_signature_check_accepts_audiences_signatures_only(tmp_path):
+    from app.webhooks.delivery import sign
+
+    (tmp_path / "check.mjs").write_text(snippet("webhooks.md", "js"))
+    secret, body, now = SIGNED["secret"], SIGNED["body"], int(time.time())
+    cases = {
+        "good": sign(secret, body, now),
+        "other secret": sign("whsec_other", body, now),
+        "old": sign(secret, body, now - 3600),
+    }
+    (tmp_path / "run.mjs").write_text(
+        'import { audienceEvent } from "./check.mjs";\n'
+        f"const body = Buffer.from({json.dumps(body.decode())});\n"
+        f"const cases = {json.dumps(cases)};\n"
+        "for (const [name, header] of Object.entries(cases)) {\n"
+        "  try { console.log(name, 'ok', audienceEvent("
+        f"{json.dumps(secret)}, header, body).data.id); }}\n"
+        "  catch (e) { console.log(name, 'refused', e.message); }\n"
+        "}\n"
+    )
+    out = subprocess.run(["node", "run.mjs"], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "good ok 7", lines
+    assert lines[1].startswith("other secret refused not signed"), lines
+    assert lines[2].startswith("old refused too old"), lines
