@@ -22,6 +22,7 @@ from app.api import (
     pickers,
     rules,
     selections,
+    webhooks,
 )
 from app.api.deps import known_query
 from app.config import Settings, get_settings
@@ -169,6 +170,7 @@ def create_app(
         jobs,
         personal_links,
         keys,
+        webhooks,
     ):
         app.include_router(module.router)
     errors.document_limits(app)
