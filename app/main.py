@@ -11,7 +11,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import errors, logs
+from app import errors, logs, metrics
 from app.api import (
     catalog,
     contacts,
@@ -81,13 +81,25 @@ class RequestContext:
         try:
             await self.app(scope, limited_receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope)
+            metrics.HTTP_REQUESTS.labels(scope["method"], route, str(status["code"])).inc()
+            metrics.HTTP_LATENCY.labels(scope["method"], route).observe(elapsed)
             log.info(
                 "request",
                 method=scope["method"],
                 path=logs.loggable_path(scope["path"]),
                 status=status["code"],
-                ms=round((time.perf_counter() - started) * 1000, 1),
+                ms=round(elapsed * 1000, 1),
             )
+
+
+def _route_template(scope: Scope) -> str:
+    """The route the request matched, as declared (`/v1/jobs/{job_id}`): never the raw
+    path, which holds ids and tokens; `unmatched` for a path no route has."""
+    route = scope.get("route")
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return path if isinstance(path, str) and path else "unmatched"
 
 
 def _not_declared_json(headers: dict[bytes, bytes]) -> bool:

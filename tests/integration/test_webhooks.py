@@ -12,6 +12,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -313,7 +314,7 @@ def test_a_worker_delivers(db_url, api, account, receiver):
         pytest.skip("the worker tests run on PostgreSQL")
     if not REDIS_URL or not shutil.which("redis-server"):
         pytest.skip("needs AUDIENCE_TEST_REDIS_URL and redis-server")
-    from tests.integration.test_worker import Redis, Worker
+    from tests.integration.test_worker import Redis, Worker, _free_port
 
     api.app.state.runner.stop()
     redis = Redis()
@@ -326,6 +327,7 @@ def test_a_worker_delivers(db_url, api, account, receiver):
         "AUDIENCE_WEBHOOK_ALLOW_PRIVATE": "true",
         "AUDIENCE_WEBHOOK_RETRY_BASE_S": "0.2",
         "AUDIENCE_WEBHOOK_POLL_S": "0.1",
+        "AUDIENCE_WORKER_METRICS_PORT": str(metrics_port := _free_port()),
     }
     worker = Worker(env)
     try:
@@ -345,6 +347,16 @@ def test_a_worker_delivers(db_url, api, account, receiver):
             retried = [ids for ids in by_type.values() if len(ids) == 2]
             assert len(retried) == 1 and retried[0][0] == retried[0][1]
             assert bodies[-1]["data"]["id"] == job["id"]
+            # the worker serves what it did on its own metrics port
+            deadline = time.monotonic() + 10
+            while True:
+                text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+                if 'audience_webhook_deliveries_total{outcome="succeeded"} 2.0' in text:
+                    break
+                assert time.monotonic() < deadline, text
+                time.sleep(0.1)
+            assert 'audience_webhook_deliveries_total{outcome="failed"} 1.0' in text
+            assert 'audience_job_rows_applied_total{kind="actions"} 1.0' in text
     finally:
         worker.stop()
         redis.stop()
