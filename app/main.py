@@ -11,7 +11,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import errors, logs, metrics
+from app import docs, errors, logs, metrics
 from app.api import (
     catalog,
     contacts,
@@ -156,6 +156,8 @@ def create_app(
         ),
         lifespan=lifespan,
         dependencies=[Depends(known_query)],
+        docs_url=None,  # app.docs serves it from shipped files
+        redoc_url=None,
     )
     owns_engine = engine is None
     app.state.settings = settings
@@ -185,5 +187,6 @@ def create_app(
         webhooks,
     ):
         app.include_router(module.router)
+    docs.install(app)
     errors.document_limits(app)
     return app
