@@ -91,6 +91,17 @@ def verify(secret: str, delivered: dict) -> dict:
     return json.loads(delivered["body"])
 
 
+def recorded(client, webhook_id: int, n: int, timeout: float = 10) -> list[dict]:
+    """The webhook's attempts, once there are `n` (an attempt is recorded just after the
+    receiver answered it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = client.get(f"/v1/webhooks/{webhook_id}/deliveries").json()["deliveries"]
+        if len(found) >= n or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
 def create(client, url: str, events: list[str] | None = None) -> dict:
     body = {"url": url} if events is None else {"url": url, "events": events}
     r = client.post("/v1/webhooks", json=body)
@@ -121,7 +132,7 @@ def test_a_job_is_delivered_signed(solo_app, account, receiver):
     assert succeeded == client.get(f"/v1/jobs/{job['id']}").json()  # as GET answers it
     assert hook.received[0]["headers"]["Content-Type"] == "application/json"
 
-    deliveries = client.get(f"/v1/webhooks/{made['id']}/deliveries").json()["deliveries"]
+    deliveries = recorded(client, made["id"], 2)
     assert [(d["event"], d["status"], d["response_code"], d["attempt"]) for d in deliveries] == [
         ("job.succeeded", "succeeded", 200, 1),
         ("job.started", "succeeded", 200, 1),
@@ -140,20 +151,13 @@ def test_a_failed_delivery_comes_again_with_the_same_id(solo_app, account, recei
     assert first == second and first["type"] == "job.succeeded"
     assert first["data"]["id"] == job["id"]
 
-    deadline = time.monotonic() + 10
-    while True:  # the second attempt is recorded just after the receiver answered it
-        page = client.get(f"/v1/webhooks/{made['id']}/deliveries").json()
-        if len(page["deliveries"]) == 2 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    found = [
-        (d["attempt"], d["status"], d["response_code"], d["event_id"]) for d in page["deliveries"]
-    ]
+    attempts = recorded(client, made["id"], 2)
+    found = [(d["attempt"], d["status"], d["response_code"], d["event_id"]) for d in attempts]
     assert found == [(2, "succeeded", 200, first["id"]), (1, "failed", 500, first["id"])]
-    assert page["deliveries"][1]["error"] == "the receiver answered 500"
+    assert attempts[1]["error"] == "the receiver answered 500"
     # one page at a time
     one = client.get(f"/v1/webhooks/{made['id']}/deliveries?limit=1").json()
-    assert one["next_before"] == page["deliveries"][0]["id"]
+    assert one["next_before"] == attempts[0]["id"]
     older = client.get(f"/v1/webhooks/{made['id']}/deliveries?limit=1&before={one['next_before']}")
     assert older.json()["deliveries"][0]["attempt"] == 1
 
