@@ -365,3 +365,24 @@ def test_a_worker_delivers(db_url, api, account, receiver):
         worker.stop()
         redis.stop()
         api.app.state.runner.start()
+
+
+def test_a_delivery_is_given_up_after_the_retry_window(solo_app, account, receiver):
+    window = {**FAST, "webhook_retry_base_s": 0.1, "webhook_retry_window_s": 0.5}
+    client = Scoped(solo_app(**window), account[1])
+    hook = receiver(answers=[500] * 100)
+    made = create(client, hook.url, ["job.succeeded"])
+    client.load({"email": "a@example.com"})
+    client.run({}, [{"type": "add_tags", "tags": ["x"]}])
+    deadline = time.monotonic() + 10
+    while True:
+        attempts = client.get(f"/v1/webhooks/{made['id']}/deliveries").json()["deliveries"]
+        if attempts and attempts[0]["next_attempt_at"] is None:
+            break  # given up
+        assert time.monotonic() < deadline, attempts
+        time.sleep(0.05)
+    assert len(attempts) >= 2 and all(a["status"] == "failed" for a in attempts)
+    assert len({a["event_id"] for a in attempts}) == 1
+    n = len(hook.received)
+    time.sleep(0.5)
+    assert len(hook.received) == n  # nothing more is sent
