@@ -85,7 +85,7 @@ def check(url: str, *, allow_private: bool) -> Target:
             reason = why_refused(address)
             if reason is not None:
                 raise Refused(
-                    f"{host} is {reason}: webhooks may only call public addresses "
-                    "(AUDIENCE_WEBHOOK_ALLOW_PRIVATE=true allows others)"
+                    f"not a public address: {host} is {reason}; webhooks may only call "
+                    "public addresses (AUDIENCE_WEBHOOK_ALLOW_PRIVATE=true allows others)"
                 )
     return Target(scheme, host, port, addresses)

@@ -1,8 +1,12 @@
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from app.types import UTCDatetime, text
+from app.types import UTCDatetime
+
+# http:// or https://, then a host (what the schema can say; app.webhooks.addresses checks
+# the rest: the host's addresses)
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@\s\x00]+([/?#][^\s\x00]*)?$"
 
 Event = Literal["job.started", "job.succeeded", "job.failed", "job.cancelled"]
 EVENTS: tuple[str, ...] = Event.__args__
@@ -15,8 +19,8 @@ class WebhookIn(BaseModel):
             "examples": [{"url": "https://hooks.example.com/audience", "events": ["job.succeeded"]}]
         },
     )
-    url: text(2048, min_length=1) = Field(
-        description="Where deliveries are POSTed: http(s), a public address"
+    url: Annotated[str, StringConstraints(max_length=2048, pattern=URL_PATTERN)] = Field(
+        description="Where deliveries are POSTed: an http(s) URL on a public address"
     )
     events: list[Event] = Field(
         default_factory=lambda: list(EVENTS),
