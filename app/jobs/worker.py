@@ -116,7 +116,14 @@ async def startup(ctx: dict) -> None:
 
         from app.metrics import REGISTRY
 
-        start_http_server(settings.worker_metrics_port, registry=REGISTRY)
+        try:
+            start_http_server(settings.worker_metrics_port, registry=REGISTRY)
+        except OSError as exc:  # the port is taken (another worker): work on, unmeasured
+            log.warning(
+                "worker metrics not served",
+                port=settings.worker_metrics_port,
+                error=f"{type(exc).__name__}: {exc}",
+            )
 
 
 def engine_options(url: str) -> dict:

@@ -192,6 +192,12 @@ def _record(
             change = {"next_attempt_at": retry_at}
     with engine.begin() as conn:
         act_as(conn, claimed.account_id)
+        mine = sa.and_(wd.c.account_id == claimed.account_id, wd.c.id == claimed.id)
+        exists = sa.select(wd.c.id).where(mine)
+        if is_postgres(conn):
+            exists = exists.with_for_update()
+        if conn.execute(exists).first() is None:
+            return  # its webhook was deleted meanwhile
         conn.execute(
             sa.insert(wa).values(
                 account_id=claimed.account_id,
@@ -205,15 +211,7 @@ def _record(
                 duration_ms=outcome.duration_ms,
             )
         )
-        conn.execute(
-            sa.update(wd)
-            .where(
-                wd.c.account_id == claimed.account_id,
-                wd.c.id == claimed.id,
-                wd.c.status == "pending",
-            )
-            .values(**change)
-        )
+        conn.execute(sa.update(wd).where(mine, wd.c.status == "pending").values(**change))
 
 
 def deliver_due(

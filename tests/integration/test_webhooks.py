@@ -386,3 +386,24 @@ def test_a_delivery_is_given_up_after_the_retry_window(solo_app, account, receiv
     n = len(hook.received)
     time.sleep(0.5)
     assert len(hook.received) == n  # nothing more is sent
+
+
+def test_a_deleted_webhook_gets_nothing_more(solo_app, account, receiver, app_engine):
+    client = Scoped(solo_app(**{**FAST, "webhook_poll_s": 3600}), account[1])
+    hook = receiver()
+    made = create(client, hook.url, ["job.cancelled"])
+    r = client.post(
+        "/v1/jobs",
+        json={
+            "selection": {},
+            "actions": [{"type": "add_tags", "tags": ["x"]}],
+            "run_at": "2099-01-01T00:00:00Z",
+        },
+    )
+    client.post(f"/v1/jobs/{r.json()['id']}/cancel")
+    with app_engine.begin() as conn:
+        claimed = [c for c in delivery.claim_due(conn, limit=100, lease_s=60)]
+    (mine,) = [c for c in claimed if c.account_id == account[0]]
+    assert client.delete(f"/v1/webhooks/{made['id']}").status_code == 204
+    assert delivery.deliver(app_engine, mine, make_settings("sqlite://", **FAST)) is None
+    assert hook.received == []
