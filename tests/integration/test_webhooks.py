@@ -8,6 +8,7 @@ import hmac
 import json
 import os
 import shutil
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -407,3 +408,29 @@ def test_a_deleted_webhook_gets_nothing_more(solo_app, account, receiver, app_en
     assert client.delete(f"/v1/webhooks/{made['id']}").status_code == 204
     assert delivery.deliver(app_engine, mine, make_settings("sqlite://", **FAST)) is None
     assert hook.received == []
+
+
+def test_a_delivery_connects_to_the_address_it_checked(receiver, monkeypatch):
+    """The name is resolved once, at delivery, and checked; the request goes to that
+    address with the name in Host. A name that now resolves to a private address (DNS
+    rebinding) is not called."""
+    hook = receiver()
+    port = hook.server.server_address[1]
+    real = socket.getaddrinfo
+    answers = {"receiver.test": "127.0.0.1"}
+
+    def resolve(host, *args, **kw):
+        if host in answers:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], port))]
+        return real(host, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    url = f"http://receiver.test:{port}/hook"
+    outcome = delivery.post(url, b"{}", "s", settings=Settings(**FAST))
+    assert outcome.ok, outcome
+    assert hook.received[0]["headers"]["Host"] == f"receiver.test:{port}"
+
+    strict = Settings(webhook_allow_private=False, webhook_timeout_s=2)
+    outcome = delivery.post(url, b"{}", "s", settings=strict)
+    assert not outcome.ok and "not a public address" in outcome.error
+    assert len(hook.received) == 1
