@@ -106,7 +106,6 @@ def post(url: str, body: bytes, secret: str, *, settings: Settings, event_id: st
     if not target.addresses:
         return done(False, None, f"{target.host} does not resolve")
     pinned = target.addresses[0]
-    request_url = httpx.URL(url)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
@@ -114,21 +113,29 @@ def post(url: str, body: bytes, secret: str, *, settings: Settings, event_id: st
         "Audience-Event-Id": event_id,
     }
     extensions = {}
-    if _is_name(target.host):
-        headers["Host"] = request_url.netloc.decode("ascii")
-        request_url = request_url.copy_with(host=str(pinned))
-        if target.scheme == "https":
-            extensions["sni_hostname"] = target.host
+    # trust_env off: a proxy from the environment would resolve the name itself
+    client = httpx.Client(
+        timeout=settings.webhook_timeout_s, follow_redirects=False, trust_env=False
+    )
     try:
-        with httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False) as client:
-            request = client.build_request(
-                "POST", request_url, content=body, headers=headers, extensions=extensions
-            )
-            response = client.send(request)
+        request_url = httpx.URL(url)
+        if _is_name(target.host):
+            headers["Host"] = request_url.netloc.decode("ascii")
+            request_url = request_url.copy_with(host=str(pinned))
+            if target.scheme == "https":
+                extensions["sni_hostname"] = target.host
+        request = client.build_request(
+            "POST", request_url, content=body, headers=headers, extensions=extensions
+        )
+        # the status is all we read: never the receiver's body, however big
+        response = client.send(request, stream=True)
+        response.close()
     except httpx.TimeoutException:
         return done(False, None, f"no answer within {settings.webhook_timeout_s:g} s")
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         return done(False, None, f"{type(exc).__name__}: {exc}"[:500])
+    finally:
+        client.close()
     code = response.status_code
     if 200 <= code < 300:
         return done(True, code, None)
