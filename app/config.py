@@ -48,6 +48,21 @@ class Settings(BaseSettings):
     # For the benchmark only (bench.jobs measures a job with and without its log): off,
     # jobs cannot be reverted.
     change_log: bool = True
+    # Webhooks: targets on loopback, private, link-local or reserved addresses are refused
+    # (at creation and again at each delivery) unless this is true.
+    webhook_allow_private: bool = False
+    # A delivery not answered within this many seconds is a failed attempt.
+    webhook_timeout_s: float = 10.0
+    # A failed delivery is tried again after this many seconds, doubling each time up to
+    # webhook_retry_max_s, for webhook_retry_window_s after the event; then given up.
+    webhook_retry_base_s: float = 10.0
+    webhook_retry_max_s: float = 3600.0
+    webhook_retry_window_s: float = 86400.0
+    # How often a delivery loop (in-process runner, each arq worker) looks for due ones.
+    webhook_poll_s: float = 1.0
+    # An arq worker serves its own Prometheus metrics (chunks, rows applied, webhook
+    # deliveries) on this port; 0: it does not.
+    worker_metrics_port: int = 0
     demo: bool = True  # embedded default: ensure a demo account with demo data
     demo_contacts: int = 2_000
     log_level: str = "INFO"

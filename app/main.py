@@ -11,7 +11,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import errors, logs
+from app import docs, errors, logs, metrics
 from app.api import (
     catalog,
     console,
@@ -24,6 +24,7 @@ from app.api import (
     pickers,
     rules,
     selections,
+    webhooks,
 )
 from app.api.deps import known_query
 from app.config import Settings, get_settings
@@ -87,13 +88,25 @@ class RequestContext:
         try:
             await self.app(scope, limited_receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope)
+            metrics.HTTP_REQUESTS.labels(scope["method"], route, str(status["code"])).inc()
+            metrics.HTTP_LATENCY.labels(scope["method"], route).observe(elapsed)
             log.info(
                 "request",
                 method=scope["method"],
                 path=logs.loggable_path(scope["path"]),
                 status=status["code"],
-                ms=round((time.perf_counter() - started) * 1000, 1),
+                ms=round(elapsed * 1000, 1),
             )
+
+
+def _route_template(scope: Scope) -> str:
+    """The route the request matched, as declared (`/v1/jobs/{job_id}`): never the raw
+    path, which holds ids and tokens; `unmatched` for a path no route has."""
+    route = scope.get("route")
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return path if isinstance(path, str) and path else "unmatched"
 
 
 def _not_declared_json(headers: dict[bytes, bytes]) -> bool:
@@ -152,6 +165,8 @@ def create_app(
         ),
         lifespan=lifespan,
         dependencies=[Depends(known_query)],
+        docs_url=None,  # app.docs serves it from shipped files
+        redoc_url=None,
     )
     owns_engine = engine is None
     app.state.settings = settings
@@ -190,8 +205,10 @@ def create_app(
         personal_links,
         keys,
         console,
+        webhooks,
     ):
         app.include_router(module.router)
+    docs.install(app)
     errors.document_limits(app)
     defaults_described(app)
     return app

@@ -527,3 +527,59 @@ import_errors = sa.Table(
     sa.Column("row", sa.Text, nullable=False),
     sa.PrimaryKeyConstraint("account_id", "job_id", "line", "seq"),
 )
+
+# Webhooks: where an account wants to hear of its jobs (app.webhooks). The secret signs
+# each delivery, so it is kept as given (shown once, at creation).
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    _id(),
+    _account(),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("events", sa.JSON, nullable=False),
+    sa.Column("secret", sa.String(128), nullable=False),
+    _created(),
+    sa.Index("ix_webhooks_account_id_id", "account_id", "id"),
+)
+
+# The outbox: one row for each event each webhook is to hear, written in the transaction
+# that moved the job, so a delivery exists exactly when the move committed. `body` is the
+# JSON sent on every attempt (the same `id` each time); `next_attempt_at` is when it is
+# due (a claim moves it a lease ahead, so a worker dying mid-send loses nothing).
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    _id(),
+    _account(),
+    _ref("webhook_id", "webhooks.id"),
+    sa.Column("event_id", sa.String(64), nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("job_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    # pending (to send, or to send again) | delivered | failed (gave up)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    _created(),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Index("ix_webhook_deliveries_status", "status", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_account_id_webhook_id", "account_id", "webhook_id"),
+)
+
+# Every attempt to deliver: what GET /v1/webhooks/{id}/deliveries lists.
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    _id(),
+    _account(),
+    _ref("delivery_id", "webhook_deliveries.id"),
+    sa.Column("webhook_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    # succeeded (a 2xx) | failed
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("response_code", sa.Integer),
+    sa.Column("error", sa.Text),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Index("ix_webhook_attempts_account_id_webhook_id_id", "account_id", "webhook_id", "id"),
+)

@@ -1,6 +1,8 @@
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
 
+from app import metrics
 from app.jobs import repository
 
 router = APIRouter(tags=["health"])
@@ -42,3 +44,11 @@ def readyz(request: Request):
         },
         status_code=200 if ok else 503,
     )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus text, without a key: this process's counters and the database's gauges
+    (app.metrics). No account data in any label."""
+    body = await run_in_threadpool(metrics.exposition, request.app.state.read_engine)
+    return Response(body, media_type=metrics.CONTENT_TYPE)

@@ -2,6 +2,7 @@ from fastapi import APIRouter, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from app import metrics
 from app.api.deps import (
     AccountDep,
     ReadConn,
@@ -44,7 +45,12 @@ TIMEOUT = {
 async def count(body: Selection, account_id: AccountDep, query: ReplicaQueryDep) -> dict:
     """The exact number of contacts a selection spec selects (one query). A client that
     disconnects cancels its query on the server."""
-    return {"total": await query(lambda conn: service.count(conn, account_id, body))}
+
+    def work(conn) -> int:
+        with metrics.SELECTION_DURATION.labels("count").time():
+            return service.count(conn, account_id, body)
+
+    return {"total": await query(work)}
 
 
 @router.post(
@@ -60,9 +66,10 @@ async def preview(body: PreviewIn, account_id: AccountDep, query: ReplicaQueryDe
     """The total and the first contacts (lowest ids first)."""
 
     def work(conn) -> dict:
-        total, ids = service.preview(
-            conn, account_id, body.selection, body.limit + 1, "selection", body.after
-        )
+        with metrics.SELECTION_DURATION.labels("preview").time():
+            total, ids = service.preview(
+                conn, account_id, body.selection, body.limit + 1, "selection", body.after
+            )
         more = len(ids) > body.limit
         ids = ids[: body.limit]
         contacts = load_contacts(conn, account_id, ids)

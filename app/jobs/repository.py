@@ -64,6 +64,14 @@ def _move(
     return sa.update(j).where(j.c.id == job_id, where).values(status=target)
 
 
+def _moved(conn: Connection, job_id: int, target: Status) -> None:
+    """After every status change that happened: its webhook deliveries, in the same
+    transaction (the outbox), so a move and its deliveries commit together."""
+    from app.webhooks.outbox import job_moved  # it reads the job as app.jobs.service does
+
+    job_moved(conn, job_id, target)
+
+
 def claim(conn: Connection, job_id: int, *, owner: str, lease_s: float) -> bool:
     """queued → running once due, or running → running once its lease expired. False:
     not due, or another worker got there first."""
@@ -77,7 +85,10 @@ def claim(conn: Connection, job_id: int, *, owner: str, lease_s: float) -> bool:
             attempts=j.c.attempts + 1,
         )
     )
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    _moved(conn, job_id, Status.RUNNING)
+    return True
 
 
 def finish(
@@ -94,7 +105,10 @@ def finish(
     move = _move(job_id, status, leaving=(Status.RUNNING,), where=held)
     now = now or t.utcnow()
     result = conn.execute(move.values(error=error, finished_at=now, lease_until=None))
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    _moved(conn, job_id, status)
+    return True
 
 
 def cancel_queued(conn: Connection, job_id: int) -> bool:
@@ -103,7 +117,10 @@ def cancel_queued(conn: Connection, job_id: int) -> bool:
         job_id, Status.CANCELLED, leaving=(Status.QUEUED,), where=j.c.status == Status.QUEUED
     )
     result = conn.execute(move.values(cancel_requested=True, finished_at=t.utcnow()))
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    _moved(conn, job_id, Status.CANCELLED)
+    return True
 
 
 def request_cancel(conn: Connection, job_id: int) -> bool:
@@ -583,4 +600,25 @@ def stuck_jobs(conn: Connection, stuck_after: timedelta = timedelta(seconds=10))
     every account: on the engine's duty)."""
     engine_duty(conn)
     where = _abandoned(t.utcnow() - stuck_after)
+    return conn.execute(sa.select(sa.func.count()).select_from(j).where(where)).scalar_one()
+
+
+# --- what /metrics reports -------------------------------------------------------------
+
+
+def jobs_by_kind_and_status(conn: Connection) -> list[tuple[str, str, int]]:
+    """(kind, status, count) over every account (on the engine's duty)."""
+    engine_duty(conn)
+    return [
+        tuple(row)
+        for row in conn.execute(
+            sa.select(j.c.kind, j.c.status, sa.func.count()).group_by(j.c.kind, j.c.status)
+        )
+    ]
+
+
+def queue_depth(conn: Connection) -> int:
+    """Jobs waiting whose time has come (every account: on the engine's duty)."""
+    engine_duty(conn)
+    where = _waiting(t.utcnow())
     return conn.execute(sa.select(sa.func.count()).select_from(j).where(where)).scalar_one()

@@ -23,7 +23,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from app import logs
+from app import logs, metrics
 from app import tables as t
 from app.actions import RunContext, prepare
 from app.actions.schemas import ActionList
@@ -122,9 +122,11 @@ def _run_claimed(engine: Engine, job_id: int, settings: Settings, owner: str) ->
 
     chunk_size = max(1, settings.job_chunk_size)
     while True:
+        started = time.perf_counter()
         status = _with_retries(
             engine, lambda conn: _chunk(conn, row, handlers, settings, owner, chunk_size)
         )
+        metrics.CHUNK_DURATION.labels(row.kind).observe(time.perf_counter() - started)
         if status != Status.RUNNING:
             log.info("job finished", job_id=job_id, status=status)
             return status
@@ -197,6 +199,7 @@ def _chunk(conn: Connection, row: Row, handlers: list, settings: Settings, owner
     _apply(conn, row, handlers, ids, now, settings)
     lease_until = now + timedelta(seconds=settings.job_lease_s)
     repository.advance(conn, row.id, cursor=ids[-1], processed=len(ids), lease_until=lease_until)
+    metrics.ROWS_APPLIED.labels(row.kind).inc(len(ids))  # (again, if the chunk is retried)
     return Status.RUNNING
 
 

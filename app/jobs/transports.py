@@ -1,7 +1,8 @@
 """Queue transports. The database owns job state; a transport only carries job ids.
 
 - InProcessRunner (AUDIENCE_REDIS_URL unset): a thread in the API process polls the
-  database for due and abandoned jobs and runs them on a small thread pool.
+  database for due and abandoned jobs and runs them on a small thread pool; another sends
+  due webhook deliveries (app.webhooks.delivery).
 - ArqRunner (AUDIENCE_REDIS_URL set): the API enqueues job ids to arq; `audience worker`
   processes run them, and their reaper re-enqueues what Redis lost.
 """
@@ -18,6 +19,7 @@ from app import tables as t
 from app.config import Settings
 from app.jobs import repository
 from app.jobs.runner import run_job
+from app.webhooks.delivery import deliver_due
 
 log = logs.get("audience.runner")
 TASK = "run_job"
@@ -42,6 +44,8 @@ class InProcessRunner:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._sender: threading.Thread | None = None
+        self._send_pool: ThreadPoolExecutor | None = None
 
     def health(self) -> str:
         return "ok"
@@ -53,6 +57,11 @@ class InProcessRunner:
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="audience-job")
         self._thread = threading.Thread(target=self._loop, name="audience-runner", daemon=True)
         self._thread.start()
+        self._send_pool = ThreadPoolExecutor(4, thread_name_prefix="audience-webhook")
+        self._sender = threading.Thread(
+            target=self._deliver_loop, name="audience-webhooks", daemon=True
+        )
+        self._sender.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -60,6 +69,12 @@ class InProcessRunner:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        if self._sender is not None:
+            self._sender.join(timeout=self.settings.webhook_timeout_s + 5)
+            self._sender = None
+        if self._send_pool is not None:
+            self._send_pool.shutdown(wait=True, cancel_futures=True)
+            self._send_pool = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -88,6 +103,16 @@ class InProcessRunner:
                 log.exception("in-process runner poll failed")
             self._wake.wait(self.settings.job_poll_s)
             self._wake.clear()
+
+    def _deliver_loop(self) -> None:
+        while not self._stop.is_set():
+            claimed = 0
+            try:
+                claimed = deliver_due(self.engine, self.settings, pool=self._send_pool)
+            except Exception:  # the database may come back; claims expire by themselves
+                log.exception("webhook delivery poll failed")
+            if not claimed:
+                self._stop.wait(self.settings.webhook_poll_s)
 
     def _run(self, job_id: int) -> None:
         try:

@@ -1,10 +1,12 @@
-"""`audience worker`: an arq worker that runs jobs by id, and a reaper that re-enqueues
-jobs Redis lost (flushed, restarted) or whose worker vanished (lease expired)."""
+"""`audience worker`: an arq worker that runs jobs by id, a reaper that re-enqueues
+jobs Redis lost (flushed, restarted) or whose worker vanished (lease expired), and a loop
+sending due webhook deliveries (every worker claims its own, SKIP LOCKED)."""
 
 import asyncio
 import contextlib
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -23,6 +25,7 @@ from app.db import make_engine, normalize_url
 from app.jobs import repository
 from app.jobs.runner import run_job
 from app.jobs.transports import TASK, deserialize, serialize
+from app.webhooks.delivery import deliver_due
 
 log = logs.get("audience.worker")
 MAX_TRIES = 3  # arq's own retries of one enqueued job id; the reaper re-enqueues past it
@@ -85,10 +88,42 @@ async def tidy(ctx: dict) -> int:
     return await asyncio.to_thread(purge)
 
 
+async def send_webhooks(ctx: dict) -> None:
+    """Send due webhook deliveries until the worker stops: a batch at a time, side by
+    side; when none are due, wait webhook_poll_s."""
+    settings: Settings = ctx["settings"]
+    pool = ThreadPoolExecutor(4, thread_name_prefix="audience-webhook")
+    try:
+        while True:
+            try:
+                claimed = await asyncio.to_thread(deliver_due, ctx["engine"], settings, pool=pool)
+            except Exception:  # the database may come back; claims expire by themselves
+                log.exception("webhook delivery poll failed")
+                claimed = 0
+            if not claimed:
+                await asyncio.sleep(settings.webhook_poll_s)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 async def startup(ctx: dict) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
     ctx["settings"] = settings
     ctx["engine"] = make_engine(settings.database_url, **engine_options(settings.database_url))
+    ctx["webhooks"] = asyncio.ensure_future(send_webhooks(ctx))
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        from app.metrics import REGISTRY
+
+        try:
+            start_http_server(settings.worker_metrics_port, registry=REGISTRY)
+        except OSError as exc:  # the port is taken (another worker): work on, unmeasured
+            log.warning(
+                "worker metrics not served",
+                port=settings.worker_metrics_port,
+                error=f"{type(exc).__name__}: {exc}",
+            )
 
 
 def engine_options(url: str) -> dict:
@@ -104,6 +139,11 @@ def application_name(pid: int | None = None) -> str:
 
 
 async def shutdown(ctx: dict) -> None:
+    sender = ctx.get("webhooks")
+    if sender is not None:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
     engine = ctx.get("engine")
     if engine is not None:
         engine.dispose()

@@ -177,7 +177,9 @@ def test_docs_link_only_inside_the_repository():
 
 
 def snippet(page: str, language: str) -> str:
-    return next(body for lang, body, _ in blocks((ROOT / "docs" / page).read_text()) if lang == language)
+    return next(
+        body for lang, body, _ in blocks((ROOT / "docs" / page).read_text()) if lang == language
+    )
 
 
 SIGNED = {

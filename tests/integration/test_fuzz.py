@@ -230,7 +230,8 @@ def fuzz_key(api, engine) -> str:
 # (a mailing id may be negative), or an e-mail no contact has; segments that refer to themselves or nest too deep; a tree past the size limits;
 # an event window that ends before it starts; a condition's operator or operand that does
 # not fit its field (fields are dynamic: `detail.*`); stage names equal but for case; a
-# page cursor the endpoint never gave (cursors are opaque text).
+# page cursor the endpoint never gave (cursors are opaque text); a webhook URL whose host is
+# not a public address (or is no host at all).
 # Schemathesis's positive_data_acceptance would call any such 422 a failure; this check
 # allows a 422 only when every detail is one of those.
 SEMANTIC = re.compile(
@@ -240,7 +241,8 @@ SEMANTIC = re.compile(
     r"|segment .* refers to itself|a segment may not refer to itself"
     r"|segments refer to each other|segments nest deeper"
     r"|the tree (is deeper|has more)|'to' is before 'from'|stage names must differ"
-    r"|not a cursor this endpoint gave)"
+    r"|not a cursor this endpoint gave"
+    r"|not a public address: |not a valid URL|the URL has no host)"
 )
 OPERAND = re.compile(r"(^|\.)(filter|condition)(\.(and|or)\[\d+\]|\.not)*\.(value|op)(\[\d+\])?$")
 # JSON Schema validators compare numbers as doubles: an integer within 2**10 past a 64-bit

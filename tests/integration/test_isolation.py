@@ -176,6 +176,7 @@ class Account:
     rules: dict[str, int] = field(default_factory=dict)
     jobs: dict[str, int] = field(default_factory=dict)
     token: str = ""
+    webhook: int = 0
 
 
 @dataclass
@@ -315,6 +316,7 @@ def build_world(app: TestClient, engine: Engine) -> World:
     assert len(links) == A_LIVE + 1
     a.token = links[0].rsplit("/", 1)[1]
     assert a.client.get(f"/v1/links/{a.token}").status_code == 200
+    a.webhook = new_webhook(a.client, "https://93.184.215.14/a")
     w = World(app=app, engine=engine, a=a)
     w.a_before = view(a)
     assert w.a_before["count all"] == A_LIVE and w.a_before["count names"] == 2
@@ -352,6 +354,7 @@ def view(a: Account) -> dict:
     urls = [f"/v1/contacts/{i}" for i in a.contacts.values()]
     urls += ["/v1/funnels", "/v1/groups", "/v1/mailings", "/v1/segments", "/v1/rules"]
     urls += ["/v1/jobs", f"/v1/jobs/{a.jobs['output']}/output", f"/v1/links/{a.token}"]
+    urls += ["/v1/webhooks", f"/v1/webhooks/{a.webhook}/deliveries"]
     seen: dict = {}
     for url in urls:
         r = a.client.get(url)
@@ -439,10 +442,10 @@ PUBLIC = {
     "GET /openapi.json": "the contract",
     "GET /docs": "the contract, as a page",
     "GET /docs/oauth2-redirect": "the contract page's OAuth redirect",
-    "GET /redoc": "the contract, as another page",
     "GET /console": "the console's page (it asks for a key, and keeps it in the tab)",
     "GET /console/assets/{name}": "the console's scripts and styles",
     "GET /console/catalog.json": "the fields, operators and actions of the service",
+    "GET /metrics": "operations: counters and gauges, no account's data in them",
 }
 
 # "METHOD /path/{template}" -> the case walking it: case(world, b, walk).
@@ -663,6 +666,47 @@ def revoke_key(w: World, b: Account, walk: Walk) -> None:
     assert w.a.client.get("/v1/keys").status_code == 200  # A's keys all still work
     spare = b.client.post("/v1/keys", json={"label": "spare"}).json()
     walk(204, args={"key_id": spare["id"]})
+
+
+def new_webhook(client: Scoped, url: str) -> int:
+    """A webhook on a public address (nothing listens there: only job.failed, which the
+    world's jobs never are)."""
+    r = client.post("/v1/webhooks", json={"url": url, "events": ["job.failed"]})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+@route("GET /v1/webhooks")
+def list_webhooks(w: World, b: Account, walk: Walk) -> None:
+    assert walk(200).json() == {"webhooks": []}
+    mine = new_webhook(b.client, "https://93.184.215.14/b")
+    assert [h["id"] for h in walk(200).json()["webhooks"]] == [mine]
+
+
+@route("POST /v1/webhooks")
+def create_webhook(w: World, b: Account, walk: Walk) -> None:
+    made = walk(201, json={"url": "https://93.184.215.14/b", "events": ["job.failed"]}).json()
+    assert [h["id"] for h in b.client.get("/v1/webhooks").json()["webhooks"]] == [made["id"]]
+
+
+@route("GET /v1/webhooks/{webhook_id}")
+def get_webhook(w: World, b: Account, walk: Walk) -> None:
+    walk.missing("webhook_id", w.a.webhook)
+    mine = new_webhook(b.client, "https://93.184.215.14/b")
+    assert "secret" not in walk(200, args={"webhook_id": mine}).json()
+
+
+@route("DELETE /v1/webhooks/{webhook_id}")
+def delete_webhook(w: World, b: Account, walk: Walk) -> None:
+    walk.missing("webhook_id", w.a.webhook)
+    walk(204, args={"webhook_id": new_webhook(b.client, "https://93.184.215.14/b")})
+
+
+@route("GET /v1/webhooks/{webhook_id}/deliveries")
+def webhook_deliveries(w: World, b: Account, walk: Walk) -> None:
+    walk.missing("webhook_id", w.a.webhook)
+    mine = new_webhook(b.client, "https://93.184.215.14/b")
+    assert walk(200, args={"webhook_id": mine}).json()["deliveries"] == []
 
 
 @route("GET /v1/jobs/{job_id}/events")

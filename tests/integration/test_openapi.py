@@ -33,6 +33,7 @@ EXAMPLE_ORDER = [
     "create_key",
     "export_selection",
     "create_tag",
+    "create_webhook",
 ]
 # Examples of schemas that are not request bodies themselves: how to send one.
 NESTED_EXAMPLES = {

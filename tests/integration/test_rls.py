@@ -180,18 +180,20 @@ def test_no_account_sees_nothing_and_writes_nothing(with_jobs, app_role_engine, 
     assert a.count({}) == 3 and b.count({"filter": {"field": "score", "op": "eq", "value": 0}}) == 5
 
 
-def test_the_engine_duty_sees_jobs_rows_and_nothing_else(with_jobs, app_role_engine):
+def test_the_engine_duty_sees_jobs_and_outbox_rows_and_nothing_else(with_jobs, app_role_engine):
     a, b = with_jobs
     with app_role_engine.begin() as conn:
         engine_duty(conn)
         mine = t.jobs.c.account_id.in_([a.account_id, b.account_id])
         assert conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one() == 2
-        others = [table for table in OWNED if table is not t.jobs]
+        # jobs, and the webhook outbox its delivery loop claims from (migration 0007)
+        others = [table for table in OWNED if table not in (t.jobs, t.webhook_deliveries)]
         assert {table.name: _visible(conn, table) for table in others} == {
             table.name: 0 for table in others
         }
         assert conn.execute(sa.update(t.jobs).where(mine).values(attempts=7)).rowcount == 2
         assert conn.execute(sa.delete(t.jobs).where(mine)).rowcount == 0
+        assert conn.execute(sa.delete(t.webhook_deliveries)).rowcount == 0  # claim, not delete
     with pytest.raises(ProgrammingError, match="row-level security"), app_role_engine.begin() as c:
         engine_duty(c)
         now = t.utcnow()

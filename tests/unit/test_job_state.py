@@ -74,16 +74,26 @@ def test_partial_index_sql_is_migration_0001s():
 
 
 class _Recorder:
-    """Stands in for a Connection: keeps the statement, reports one row changed."""
+    """Stands in for a Connection: keeps the statement, reports one row changed; keeps
+    the moves the outbox is told of (app.webhooks.outbox writes their deliveries, in the
+    same transaction: tests/integration/test_webhooks.py)."""
 
     rowcount = 1
 
     def __init__(self):
         self.statements = []
+        self.moves = []
 
     def execute(self, statement):
         self.statements.append(statement)
         return self
+
+
+@pytest.fixture(autouse=True)
+def _outbox(monkeypatch):
+    monkeypatch.setattr(
+        "app.webhooks.outbox.job_moved", lambda conn, job_id, status: conn.moves.append(status)
+    )
 
 
 def _sql(statement) -> str:
@@ -113,6 +123,8 @@ def test_each_status_write_is_one_guarded_update(move, guard):
     sql = _sql(statement)
     assert sql.startswith("UPDATE jobs SET") and "WHERE jobs.id = 1 AND" in sql
     assert guard in sql
+    # a status change tells the outbox; a cancel request changes no status
+    assert len(conn.moves) == (0 if guard == "jobs.status = 'running'" else 1)
 
 
 def test_claim_takes_due_jobs_only():
