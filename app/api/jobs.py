@@ -132,6 +132,8 @@ def list_jobs(
 
 @router.get("/{job_id}", operation_id="get_job", response_model=Job)
 def get_job(job_id: PathId, account_id: AccountDep, conn: ReadConn) -> dict:
+    """The job: status, progress (`processed` of `total`), each action with the contacts it
+    changed, and its story (who sent it, what it reverts or was reverted by)."""
     return service.get_job(conn, account_id, job_id)
 
 
@@ -223,6 +225,8 @@ def job_output(
     engine: ReadEngineDep,
     settings: SettingsDep,
 ):
+    """CSV `contact_id,email,value`: the codes or links a job generated, or the contacts a
+    revert left alone with the value it found; spreadsheet formulas neutralised."""
     service.get_job(conn, account_id, job_id)  # 404 for another account's job
     # read in batches, each on its own connection, while the response streams
     return StreamingResponse(

@@ -18,12 +18,16 @@ from app.types import MAX_DETAILS, Int64, ISODate, UTCDatetime, keys_by_pattern,
 
 
 class Sex(StrEnum):
+    """A contact's sex: `unknown` until set, or found by `identify_sex`."""
+
     female = "female"
     male = "male"
     unknown = "unknown"
 
 
 class State(StrEnum):
+    """Where a contact stands with you."""
+
     UNKNOWN = "UNKNOWN"
     PROSPECT = "PROSPECT"
     CUSTOMER = "CUSTOMER"
@@ -143,33 +147,49 @@ class ContactIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_absent_means_unchanged)
 
-    email: Email
-    first_name: Text = None
-    last_name: Text = None
-    phone: Text = None
-    company: Text = None
-    city: Text = None
-    country: Country = None
-    birth_date: ISODate | None = None
-    sex: SexField = Sex.unknown
-    score: Score = 0
-    state: StateField = State.PROSPECT
-    email_opt_in: StrictBool = False
-    phone_opt_in: StrictBool = False
-    email_valid: StrictBool = True
-    created_at: UTCDatetime | None = None
-    tags: list[Name] = Field(default_factory=list, max_length=1000)
+    email: Email = Field(description="Who: the key of the upsert (stored lower case)")
+    first_name: Text = Field(None, description="First name (also what identify_sex reads)")
+    last_name: Text = Field(None, description="Last name")
+    phone: Text = Field(None, description="Phone number, as given")
+    company: Text = Field(None, description="Company name")
+    city: Text = Field(None, description="City")
+    country: Country = Field(None, description="Country, e.g. an ISO code such as PL")
+    birth_date: ISODate | None = Field(None, description="Date of birth (YYYY-MM-DD)")
+    sex: SexField = Field(Sex.unknown, description="female, male or unknown")
+    score: Score = Field(0, description="A whole number you rank contacts by")
+    state: StateField = Field(State.PROSPECT, description="Where the contact stands with you")
+    email_opt_in: StrictBool = Field(False, description="May be sent e-mail")
+    phone_opt_in: StrictBool = Field(False, description="May be called or texted")
+    email_valid: StrictBool = Field(True, description="The address is believed deliverable")
+    created_at: UTCDatetime | None = Field(
+        None, description="When the contact first came (a new contact: now, when absent)"
+    )
+    tags: list[Name] = Field(
+        default_factory=list, max_length=1000, description="Tags to add (created if new)"
+    )
     details: dict[DetailName, DetailValue | None] = Field(
-        default_factory=dict, max_length=MAX_DETAILS, json_schema_extra=keys_by_pattern
+        default_factory=dict,
+        max_length=MAX_DETAILS,
+        json_schema_extra=keys_by_pattern,
+        description="Custom details to set, by name (null removes one)",
     )
-    owners: list[Email] = Field(default_factory=list, max_length=100)
+    owners: list[Email] = Field(
+        default_factory=list, max_length=100, description="Owners (sales people) to add"
+    )
     funnels: dict[Name, Name] = Field(
-        default_factory=dict, max_length=MAX_DETAILS, json_schema_extra=keys_by_pattern
+        default_factory=dict,
+        max_length=MAX_DETAILS,
+        json_schema_extra=keys_by_pattern,
+        description="Funnel name → the stage to put the contact at (both must exist)",
     )
-    groups: list[Name] = Field(default_factory=list, max_length=1000)
+    groups: list[Name] = Field(
+        default_factory=list, max_length=1000, description="Groups to join (created if new)"
+    )
 
 
 class ContactsIn(BaseModel):
+    """Up to 10,000 contacts to create or update, all or nothing."""
+
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -190,38 +210,47 @@ class ContactsIn(BaseModel):
         },
     )
 
-    contacts: list[ContactIn] = Field(min_length=1, max_length=10_000)
+    contacts: list[ContactIn] = Field(
+        min_length=1,
+        max_length=10_000,
+        description="The contacts; a later entry for an e-mail wins over an earlier one",
+    )
 
 
 class UpsertResult(BaseModel):
-    created: int
-    updated: int
+    """What an upsert did."""
+
+    created: int = Field(description="Contacts that were new")
+    updated: int = Field(description="Contacts that existed (whether or not a value changed)")
+    ids: dict[str, int] = Field(description="Each contact's id, by its e-mail (lower case)")
 
 
 class Contact(BaseModel):
-    id: int
-    email: str
-    first_name: str | None
-    last_name: str | None
-    phone: str | None
-    company: str | None
-    city: str | None
-    country: str | None
-    birth_date: date | None
-    sex: Sex
-    score: int
-    state: State
-    email_opt_in: bool
-    phone_opt_in: bool
-    email_valid: bool
-    deleted: bool
-    created_at: UTCDatetime
-    updated_at: UTCDatetime
-    tags: list[str]
-    details: dict[str, str]
-    owners: list[str]
-    funnels: dict[str, str]
-    groups: list[str]
+    """A contact, whole: its fields and what it belongs to."""
+
+    id: int = Field(description="The contact's id")
+    email: str = Field(description="E-mail address (lower case)")
+    first_name: str | None = Field(description="First name")
+    last_name: str | None = Field(description="Last name")
+    phone: str | None = Field(description="Phone number")
+    company: str | None = Field(description="Company name")
+    city: str | None = Field(description="City")
+    country: str | None = Field(description="Country")
+    birth_date: date | None = Field(description="Date of birth")
+    sex: Sex = Field(description="female, male or unknown")
+    score: int = Field(description="Score")
+    state: State = Field(description="Where the contact stands with you")
+    email_opt_in: bool = Field(description="May be sent e-mail")
+    phone_opt_in: bool = Field(description="May be called or texted")
+    email_valid: bool = Field(description="The address is believed deliverable")
+    deleted: bool = Field(description="Soft-deleted (the `delete` action; `undelete` undoes)")
+    created_at: UTCDatetime = Field(description="When the contact first came (UTC)")
+    updated_at: UTCDatetime = Field(description="When the contact was last updated (UTC)")
+    tags: list[str] = Field(description="Tag names")
+    details: dict[str, str] = Field(description="Custom details, by name")
+    owners: list[str] = Field(description="Owners' e-mails")
+    funnels: dict[str, str] = Field(description="Funnel name → the stage the contact is at")
+    groups: list[str] = Field(description="Group names")
 
 
 def known_fields(fields: list[str]) -> list[str]:

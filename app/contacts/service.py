@@ -155,8 +155,9 @@ def upsert_contacts(conn: Connection, account_id: int, entries: list[ContactIn])
     existing = contact_ids_by_email(conn, account_id, list(merged))
     created = _insert_new(conn, account_id, merged, existing, now)
     _update_existing(conn, merged, existing, now)
-    _add_related(conn, account_id, merged, {**existing, **created}, stage_ids, now)
-    return {"created": len(created), "updated": len(existing)}
+    ids = {**existing, **created}
+    _add_related(conn, account_id, merged, ids, stage_ids, now)
+    return {"created": len(created), "updated": len(existing), "ids": ids}
 
 
 def _funnel_stages(conn: Connection, account_id: int, merged: dict[str, Merged]) -> FunnelStages:

@@ -26,6 +26,8 @@ BATCH = 1000
 
 
 class ExportIn(BaseModel):
+    """Every contact of a selection as CSV or NDJSON, with the fields asked for."""
+
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -46,7 +48,9 @@ class ExportIn(BaseModel):
         description="Contact fields, `tags`, `groups`, `owners`, `funnels`, `details` or "
         "`detail:NAME`, in the order of the columns",
     )
-    format: Literal["csv", "ndjson"] = "csv"
+    format: Literal["csv", "ndjson"] = Field(
+        "csv", description="csv (RFC 4180, a header row) or ndjson (one JSON object a line)"
+    )
 
     @field_validator("fields")
     @classmethod

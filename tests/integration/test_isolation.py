@@ -919,7 +919,7 @@ def upsert_contacts(w: World, b: Account, walk: Walk) -> None:
             for email in [*A_ONLY, *SHARED]
         ]
     }
-    assert walk(200, json=body).json() == {"created": 5, "updated": 3}
+    assert walk(200, json=body).json().items() >= {"created": 5, "updated": 3}.items()
     preview = {"selection": {"include": [{"type": "tag", "tags": ["a-secret"]}]}, "limit": 100}
     found = b.client.post("/v1/selections/preview", json=preview).json()
     ids = {c["id"] for c in found["contacts"]}

@@ -6,31 +6,41 @@ from tests.conftest import Scoped
 
 
 def test_upsert_creates_then_updates_only_given_fields(client):
-    assert client.load(
-        {
-            "email": "Anna.Nowak@Example.com",
-            "first_name": "Anna",
-            "city": "Łódź",
-            "country": "pl",
-            "birth_date": "1990-02-28",
-            "score": 5,
-            "state": "customer",
-            "email_opt_in": True,
-            "tags": ["VIP", "news"],
-            "details": {"plan": "gold"},
-            "owners": ["Sales@Shop.com"],
-            "groups": ["Webinar"],
-        }
-    ) == {"created": 1, "updated": 0}
+    assert (
+        client.load(
+            {
+                "email": "Anna.Nowak@Example.com",
+                "first_name": "Anna",
+                "city": "Łódź",
+                "country": "pl",
+                "birth_date": "1990-02-28",
+                "score": 5,
+                "state": "customer",
+                "email_opt_in": True,
+                "tags": ["VIP", "news"],
+                "details": {"plan": "gold"},
+                "owners": ["Sales@Shop.com"],
+                "groups": ["Webinar"],
+            }
+        ).items()
+        >= {"created": 1, "updated": 0}.items()
+    )
     (cid,) = client.ids("anna.nowak@example.com")
-    assert client.load(
+    again = client.load(
         {
-            "email": "anna.nowak@example.com",
+            "email": "Anna.Nowak@example.com",
             "last_name": "Nowak",
             "tags": ["vip", "new"],
             "details": {"size": "M"},
-        }
-    ) == {"created": 0, "updated": 1}
+        },
+        {"email": "jan@example.com"},
+    )
+    (jan,) = client.ids("jan@example.com")
+    assert again == {
+        "created": 1,
+        "updated": 1,
+        "ids": {"anna.nowak@example.com": cid, "jan@example.com": jan},
+    }
     c = client.get(f"/v1/contacts/{cid}").json()
     assert c["email"] == "anna.nowak@example.com"
     assert (c["first_name"], c["last_name"], c["city"], c["country"]) == (
@@ -145,16 +155,19 @@ def test_big_batch_is_one_request(client):
         }
         for i in range(3000)
     ]
-    assert client.load(*batch) == {"created": 3000, "updated": 0}
-    assert client.load(*batch) == {"created": 0, "updated": 3000}
+    assert client.load(*batch).items() >= {"created": 3000, "updated": 0}.items()
+    assert client.load(*batch).items() >= {"created": 0, "updated": 3000}.items()
     assert client.count({"include": [{"type": "tag", "tags": ["T3"]}]}) == 429
 
 
 def test_duplicate_emails_in_one_request_merge(client):
-    assert client.load(
-        {"email": "d@x.com", "city": "A", "tags": ["a"]},
-        {"email": "D@x.com", "city": "B", "tags": ["b"]},
-    ) == {"created": 1, "updated": 0}
+    assert (
+        client.load(
+            {"email": "d@x.com", "city": "A", "tags": ["a"]},
+            {"email": "D@x.com", "city": "B", "tags": ["b"]},
+        ).items()
+        >= {"created": 1, "updated": 0}.items()
+    )
     (cid,) = client.ids("d@x.com")
     c = client.get(f"/v1/contacts/{cid}").json()
     assert c["city"] == "B" and sorted(c["tags"]) == ["a", "b"]
@@ -271,7 +284,7 @@ def test_other_accounts_see_nothing(api, engine, client):
         {"path": "include[0].tags[0]", "message": "no tag named 'VIP'"}
     ]
     # the same e-mail is a different contact in another account
-    assert other.load({"email": "secret@a.com"}) == {"created": 1, "updated": 0}
+    assert other.load({"email": "secret@a.com"}).items() >= {"created": 1, "updated": 0}.items()
     assert client.count({}) == 1
 
 

@@ -165,24 +165,8 @@ def test_served_at_openapi_json(api):
 
 # To describe: schemas and operations of modules other than the ones described so far
 # (contacts, jobs, exports). Shrink these as they get their descriptions; never grow them.
-UNDESCRIBED_SCHEMAS = {
-    "ActionProgress",
-    "Change",
-    "Contact",
-    "ContactIn",
-    "ContactsIn",
-    "DryRun",
-    "ExportIn",
-    "History",
-    "Job",
-    "JobIn",
-    "JobPage",
-    "RevertDryRun",
-    "Sex",
-    "State",
-    "UpsertResult",
-}
-UNDESCRIBED_OPERATIONS = {"get_job", "get_job_output"}
+UNDESCRIBED_SCHEMAS: set[str] = set()
+UNDESCRIBED_OPERATIONS: set[str] = set()
 
 
 def undescribed(doc: dict, skip_schemas=frozenset(), skip_operations=frozenset()) -> list[str]:

@@ -1,8 +1,11 @@
 def test_load_count_job(client):
-    assert client.load(
-        {"email": "A@x.com", "first_name": "Anna", "tags": ["VIP"]},
-        {"email": "b@x.com", "city": "ŁÓDŹ"},
-    ) == {"created": 2, "updated": 0}
+    assert (
+        client.load(
+            {"email": "A@x.com", "first_name": "Anna", "tags": ["VIP"]},
+            {"email": "b@x.com", "city": "ŁÓDŹ"},
+        ).items()
+        >= {"created": 2, "updated": 0}.items()
+    )
     assert client.count({}) == 2
     assert client.count({"include": [{"type": "tag", "tags": ["vip"]}]}) == 1
     assert client.count({"filter": {"field": "city", "op": "eq", "value": "łódź"}}) == 1
