@@ -124,6 +124,16 @@ def _postgres_engine(url: str, **kwargs) -> Engine:
     kwargs["connect_args"] = {"prepare_threshold": None, **kwargs.get("connect_args", {})}
     engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)
 
+    @event.listens_for(engine, "connect")
+    def _binary_lists(dbapi_conn, _record):
+        # Lists (the one-parameter arrays of rows_from, in_values and OneOf) go in
+        # PostgreSQL's binary format: the text format quotes and escapes every element
+        # with a regular expression, which was 40 % of an import's time; binary is 8x
+        # cheaper. (A binary list must hold one type: rows_from and OneOf see to it.)
+        from psycopg.types.array import ListBinaryDumper
+
+        dbapi_conn.adapters.register_dumper(list, ListBinaryDumper)
+
     @event.listens_for(engine, "begin")
     def _name_the_account(conn: Connection):
         # Row-level security (migration 0004): a transaction sees and writes only the rows
@@ -253,7 +263,7 @@ def rows_from(conn: Connection, **columns: tuple[sa.types.TypeEngine, list]) -> 
         from sqlalchemy.dialects.postgresql import ARRAY
 
         arrays = [
-            sa.cast(sa.bindparam(None, values, type_=ARRAY(kind)), ARRAY(kind))
+            sa.cast(sa.bindparam(None, _one_type(kind, values), type_=ARRAY(kind)), ARRAY(kind))
             for kind, values in columns.values()
         ]
         rows = sa.func.unnest(*arrays).table_valued(*names).render_derived()
@@ -267,6 +277,14 @@ def rows_from(conn: Connection, **columns: tuple[sa.types.TypeEngine, list]) -> 
     return sa.select(
         *[sa.func.json_extract(each.c.value, f"$[{i}]").label(n) for i, n in enumerate(names)]
     )
+
+
+def _one_type(kind, values: list) -> list:
+    """A float column's values as floats (JSON gives 120 and 12.5 alike): a binary array
+    holds one type."""
+    if isinstance(sa.types.to_instance(kind), sa.Float):
+        return [v if v is None else float(v) for v in values]
+    return values
 
 
 def insert_rows(conn: Connection, table: sa.Table, rows: list[dict], constants: dict | None = None):
