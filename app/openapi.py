@@ -21,6 +21,14 @@ def render() -> str:
     return yaml.safe_dump(document(), sort_keys=False, allow_unicode=True, width=100)
 
 
+def streamed(description: str, *media_types: str) -> dict:
+    """The 200 of an operation that streams a file (CSV, NDJSON): typed as a string, so
+    that a generated client reads it as text (not `unknown`). Not for server-sent events,
+    whose events' data a schema would describe."""
+    content = {media: {"schema": {"type": "string"}} for media in media_types}
+    return {200: {"description": description, "content": content}}
+
+
 def _refs(node: Any) -> set[str]:
     found: set[str] = set()
     stack = [node]

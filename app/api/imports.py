@@ -21,6 +21,7 @@ from app.imports import service
 from app.imports.options import ImportOptions
 from app.jobs import service as jobs
 from app.jobs.schemas import Job
+from app.openapi import streamed
 from app.ratelimit import RESPONSES as RATE_LIMITED
 from app.ratelimit import limit
 from app.types import PathId
@@ -87,13 +88,11 @@ async def submit_import(
     "/v1/jobs/{job_id}/errors",
     operation_id="get_import_errors",
     response_class=StreamingResponse,
-    responses={
-        200: {
-            "content": {"text/csv": {}},
-            "description": "line,column,error,row: a line a problem of a rejected row; "
-            "`line` as a spreadsheet numbers rows (the header is 1)",
-        }
-    },
+    responses=streamed(
+        "line,column,error,row: a line a problem of a rejected row; `line` as a "
+        "spreadsheet numbers rows (the header is 1)",
+        "text/csv",
+    ),
 )
 def import_errors(
     job_id: PathId,

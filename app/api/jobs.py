@@ -20,6 +20,7 @@ from app.auth import key_label
 from app.errors import RESPONSES, ErrorBody
 from app.jobs import service
 from app.jobs.schemas import DryRun, Job, JobIn, JobKind, JobPage, JobStatus, RevertDryRun
+from app.openapi import streamed
 from app.ratelimit import RESPONSES as RATE_LIMITED
 from app.ratelimit import limit
 from app.types import PathId, query_id, query_text
@@ -211,12 +212,7 @@ async def dry_run_revert(
     "/{job_id}/output",
     operation_id="get_job_output",
     response_class=StreamingResponse,
-    responses={
-        200: {
-            "content": {"text/csv": {"schema": {"type": "string"}}},
-            "description": "contact_id,email,value of generated coupons or links",
-        }
-    },
+    responses=streamed("contact_id,email,value of generated coupons or links", "text/csv"),
 )
 def job_output(
     job_id: PathId,

@@ -15,6 +15,7 @@ from app.api.deps import (
 from app.contacts.schemas import Contact, pick
 from app.contacts.service import load_contacts
 from app.errors import IN_USE, NAME_TAKEN, RENAME_CONFLICTS, RESPONSES, ErrorBody
+from app.openapi import streamed
 from app.ratelimit import RESPONSES as RATE_LIMITED
 from app.ratelimit import limit
 from app.selection import export as export_module
@@ -151,13 +152,11 @@ def delete_segment(segment_id: PathId, account_id: AccountDep, conn: WriteConn) 
     response_class=StreamingResponse,
     responses={
         **TIMEOUT,
-        200: {
-            "content": {
-                "text/csv": {"schema": {"type": "string"}},
-                "application/x-ndjson": {"schema": {"type": "string"}},
-            },
-            "description": "Every selected contact, id order, one consistent snapshot",
-        },
+        **streamed(
+            "Every selected contact, id order, one consistent snapshot",
+            "text/csv",
+            "application/x-ndjson",
+        ),
     },
 )
 async def export(
