@@ -4,6 +4,7 @@ isolated, so tests never see each other's data)."""
 
 import os
 import secrets
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,13 @@ from app.migrate import upgrade
 os.environ.setdefault("AUDIENCE_LINK_SECRET", secrets.token_hex(32))
 PG_URL = os.environ.get("AUDIENCE_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("AUDIENCE_TEST_REDIS_URL")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _pg_database(base_url: str) -> Iterator[str]:

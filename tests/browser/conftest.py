@@ -5,7 +5,6 @@ headless Chromium driven by Selenium. Screenshots of each step go to $AUDIENCE_S
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import httpx
 import pytest
 
 from app.auth import create_account
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, free_port
 
 AUDIENCE = str(Path(sys.executable).parent / "audience")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -26,17 +25,11 @@ SHOTS = Path(os.environ.get("AUDIENCE_SCREENSHOTS", "/tmp/audience-console-shots
 _taken: list[Path] = []
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Live:
     """`audience serve` (and, with Redis, `audience worker`) as subprocesses."""
 
     def __init__(self, db_url: str, redis_url: str | None, log: Path):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,

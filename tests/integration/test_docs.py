@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BLOCK = re.compile(r"```(\w*)\n(.*?)```", re.S)
@@ -48,17 +49,11 @@ def examples() -> list[tuple[str, int, str, str, dict | None]]:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     """`audience serve` as the README starts it, in a folder of its own."""
     folder = tmp_path_factory.mktemp("live")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIENCE_") or "TEST" in k}
     env.update(AUDIENCE_DEMO_CONTACTS="400", AUDIENCE_LOG_LEVEL="WARNING")
     audience = Path(sys.executable).with_name("audience")

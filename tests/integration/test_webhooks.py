@@ -319,7 +319,8 @@ def test_a_worker_delivers(db_url, api, account, receiver):
         pytest.skip("the worker tests run on PostgreSQL")
     if not REDIS_URL or not shutil.which("redis-server"):
         pytest.skip("needs AUDIENCE_TEST_REDIS_URL and redis-server")
-    from tests.integration.test_worker import Redis, Worker, _free_port
+    from tests.conftest import free_port
+    from tests.integration.test_worker import Redis, Worker
 
     api.app.state.runner.stop()
     redis = Redis()
@@ -332,7 +333,7 @@ def test_a_worker_delivers(db_url, api, account, receiver):
         "AUDIENCE_WEBHOOK_ALLOW_PRIVATE": "true",
         "AUDIENCE_WEBHOOK_RETRY_BASE_S": "0.2",
         "AUDIENCE_WEBHOOK_POLL_S": "0.1",
-        "AUDIENCE_WORKER_METRICS_PORT": str(metrics_port := _free_port()),
+        "AUDIENCE_WORKER_METRICS_PORT": str(metrics_port := free_port()),
     }
     worker = Worker(env)
     try:

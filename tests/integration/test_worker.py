@@ -24,23 +24,17 @@ from app import tables as t
 from app.jobs.worker import MAX_TRIES, application_name
 from app.main import create_app
 from tests.bulk import bulk_account
-from tests.conftest import REDIS_URL, Scoped, make_settings
+from tests.conftest import REDIS_URL, Scoped, free_port, make_settings
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 AUDIENCE = str(Path(sys.executable).parent / "audience")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Redis:
     """A private redis-server we may kill and restart."""
 
     def __init__(self):
-        self.port = _free_port()
+        self.port = free_port()
         self.proc = None
 
     @property
