@@ -54,6 +54,7 @@ OPTIONS_HELP = (
     dependencies=[limit("jobs")],
     responses={
         **RATE_LIMITED,
+        400: {"model": ErrorBody, "description": "The body is not multipart/form-data that parses"},
         413: {"model": ErrorBody, "description": "The file is over AUDIENCE_MAX_IMPORT_BYTES"},
     },
 )

@@ -457,3 +457,16 @@ def test_a_sigkilled_worker_imports_every_row_once(stack, engine, hold):
         ).scalar_one()
     # the 500 created: one row each (a revert deletes them whole)
     assert logged == {"deleted": 500, "score": 2000, "tag": 2000} and staged == 0
+
+
+def test_a_body_that_is_not_multipart_is_a_400_the_schema_names(client, account, engine):
+    boundary = "47f9a2ed7731eb3ee3d7d20b50d6bbb3"
+    r = client.post(
+        "/v1/imports",
+        content=f"--{boundary}\r\n-169133796--{boundary}--\r\n".encode(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert r.status_code == 400 and r.json()["error"]["message"]
+    with engine.connect() as conn:
+        jobs = conn.execute(sa.select(sa.func.count()).where(t.jobs.c.account_id == account[0]))
+        assert jobs.scalar_one() == 0  # nothing was submitted
