@@ -13,6 +13,7 @@ with `account_id`.
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import TypeDecorator
 
 from app.jobs.state import FINISHED
@@ -22,7 +23,7 @@ metadata = sa.MetaData(
         "ix": "ix_%(column_0_label)s",
         "uq": "uq_%(table_name)s_%(column_0_N_name)s",
         "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
         "pk": "pk_%(table_name)s",
     }
 )
@@ -56,21 +57,56 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+
+
 def _id() -> sa.Column:
-    return sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    """The id of a table that is not an account's: accounts, and API keys (looked up before
+    the account is known)."""
+    return sa.Column("id", ID, primary_key=True)
 
 
-def _ref(name: str, target: str, *, nullable: bool = False, ondelete: str = "CASCADE") -> sa.Column:
-    return sa.Column(
-        name,
-        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
-        sa.ForeignKey(target, ondelete=ondelete),
-        nullable=nullable,
+def _owned_id() -> sa.Column:
+    """The id of an account's row: unique on its own (a sequence makes it), keyed together
+    with `account_id` (`_owned_key`)."""
+    return sa.Column("id", ID, nullable=False, autoincrement=True)
+
+
+def _owned_key(*columns: str) -> sa.PrimaryKeyConstraint:
+    """A primary key that leads with the account (see the module's docstring)."""
+    return sa.PrimaryKeyConstraint("account_id", *columns)
+
+
+def _column(name: str, *, nullable: bool = False) -> sa.Column:
+    """A reference to another of the account's rows; its foreign key is `_owned_ref`."""
+    return sa.Column(name, ID, nullable=nullable)
+
+
+def _owned_ref(column: str, target: str, *, ondelete: str = "CASCADE") -> sa.ForeignKeyConstraint:
+    """(account_id, column) → target(account_id, id): a row refers only to rows of its own
+    account, and the key a distributed database shards on is in every foreign key."""
+    return sa.ForeignKeyConstraint(
+        ["account_id", column], [f"{target}.account_id", f"{target}.id"], ondelete=ondelete
     )
 
 
 def _account() -> sa.Column:
-    return _ref("account_id", "accounts.id")
+    return sa.Column(
+        "account_id", ID, sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False
+    )
+
+
+@compiles(sa.PrimaryKeyConstraint, "sqlite")
+def _sqlite_primary_key(constraint, compiler, **kw) -> str:
+    """On SQLite, (account_id, id) is written as PRIMARY KEY (id) and UNIQUE (account_id,
+    id): an INTEGER PRIMARY KEY of one column is the row id, which SQLite numbers itself
+    (it has no sequences), and the unique key is what the composite foreign keys refer
+    to. Alembic does not compare primary keys, and the unique key is unnamed, so the
+    schema still matches this metadata."""
+    if [column.name for column in constraint.columns] != ["account_id", "id"]:
+        return compiler.visit_primary_key_constraint(constraint, **kw)
+    name = compiler.preparer.format_constraint(constraint)
+    return f"CONSTRAINT {name} PRIMARY KEY (id), UNIQUE (account_id, id)"
 
 
 def _created() -> sa.Column:
@@ -104,17 +140,18 @@ api_keys = sa.Table(
 users = sa.Table(
     "users",
     metadata,
-    _id(),
+    _owned_id(),
     _account(),
     sa.Column("email", sa.String(254), nullable=False),
     _created(),
+    _owned_key("id"),
     sa.UniqueConstraint("account_id", "email"),
 )
 
 contacts = sa.Table(
     "contacts",
     metadata,
-    _id(),
+    _owned_id(),
     _account(),
     sa.Column("email", sa.String(254), nullable=False),
     sa.Column("first_name", sa.Text),
@@ -133,8 +170,8 @@ contacts = sa.Table(
     sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    _owned_key("id"),
     sa.UniqueConstraint("account_id", "email"),
-    sa.Index("ix_contacts_account_id_id", "account_id", "id"),
     # a count's live contacts: an index-only scan (account_id = ? AND deleted IS false)
     sa.Index("ix_contacts_account_deleted_id", "account_id", "deleted", "id"),
 )
@@ -142,69 +179,80 @@ contacts = sa.Table(
 tags = sa.Table(
     "tags",
     metadata,
-    _id(),
+    _owned_id(),
     _account(),
     sa.Column("name", sa.String(255), nullable=False),
     # lower-cased name: tags are matched ignoring case
     sa.Column("name_key", sa.String(255), nullable=False),
     _created(),
+    _owned_key("id"),
     sa.UniqueConstraint("account_id", "name_key"),
 )
 
 contact_tags = sa.Table(
     "contact_tags",
     metadata,
-    _ref("contact_id", "contacts.id"),
-    _ref("tag_id", "tags.id"),
+    _column("contact_id"),
+    _column("tag_id"),
     _account(),
     sa.Column("added_at", UTCDateTime, nullable=False),
-    sa.PrimaryKeyConstraint("contact_id", "tag_id"),
+    _owned_key("contact_id", "tag_id"),
+    _owned_ref("contact_id", "contacts"),
+    _owned_ref("tag_id", "tags"),
     sa.Index("ix_contact_tags_account_tag_contact", "account_id", "tag_id", "contact_id"),
 )
 
 contact_owners = sa.Table(
     "contact_owners",
     metadata,
-    _ref("contact_id", "contacts.id"),
-    _ref("user_id", "users.id"),
+    _column("contact_id"),
+    _column("user_id"),
     _account(),
     sa.Column("added_at", UTCDateTime, nullable=False),
-    sa.PrimaryKeyConstraint("contact_id", "user_id"),
+    _owned_key("contact_id", "user_id"),
+    _owned_ref("contact_id", "contacts"),
+    _owned_ref("user_id", "users"),
     sa.Index("ix_contact_owners_account_user_contact", "account_id", "user_id", "contact_id"),
 )
 
 funnels = sa.Table(
     "funnels",
     metadata,
-    _id(),
+    _owned_id(),
     _account(),
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("name_key", sa.String(255), nullable=False),
     _created(),
+    _owned_key("id"),
     sa.UniqueConstraint("account_id", "name_key"),
 )
 
 stages = sa.Table(
     "stages",
     metadata,
-    _id(),
+    _owned_id(),
     _account(),
-    _ref("funnel_id", "funnels.id"),
+    _column("funnel_id"),
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("name_key", sa.String(255), nullable=False),
     sa.Column("position", sa.Integer, nullable=False),
-    sa.UniqueConstraint("funnel_id", "name_key"),
+    _owned_key("id"),
+    _owned_ref("funnel_id", "funnels"),
+    sa.UniqueConstraint("account_id", "funnel_id", "name_key"),
 )
 
 contact_funnels = sa.Table(
     "contact_funnels",
     metadata,
-    _ref("contact_id", "contacts.id"),
-    _ref("funnel_id", "funnels.id"),
-    _ref("stage_id", "stages.id"),
+    _column("contact_id"),
+    _column("funnel_id"),
+    _column("stage_id"),
     _account(),
     sa.Column("entered_at", UTCDateTime, nullable=False),
-    sa.PrimaryKeyConstraint("contact_id", "funnel_id"),
+    _owned_key("contact_id", "funnel_id"),
+    _owned_ref("contact_id", "contacts"),
+    _owned_ref("funnel_id", "funnels"),
+    _owned_ref("stage_id", "stages"),
     sa.Index(
         "ix_contact_funnels_account_funnel_stage_contact",
         "account_id",
@@ -217,25 +265,29 @@ contact_funnels = sa.Table(
 mailings = sa.Table(
     "mailings",
     metadata,
-    _id(),
+    _owned_id(),
     _account(),
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("sent_at", UTCDateTime, nullable=False),
     _created(),
+    _owned_key("id"),
 )
 
 mailing_recipients = sa.Table(
     "mailing_recipients",
     metadata,
-    _ref("mailing_id", "mailings.id"),
-    _ref("contact_id", "contacts.id"),
+    _column("mailing_id"),
+    _column("contact_id"),
     _account(),
     sa.Column("sent_at", UTCDateTime, nullable=False),
     sa.Column("opened_at", UTCDateTime),
     sa.Column("clicked_at", UTCDateTime),
     sa.Column("bounced", sa.Boolean, nullable=False, server_default=sa.false()),
-    sa.PrimaryKeyConstraint("mailing_id", "contact_id"),
-    sa.Index("ix_mailing_recipients_contact_id", "contact_id"),
+    _owned_key("mailing_id", "contact_id"),
+    _owned_ref("mailing_id", "mailings"),
+    _owned_ref("contact_id", "contacts"),
+    # a contact's mailings, and deleting a contact
+    sa.Index("ix_mailing_recipients_account_contact", "account_id", "contact_id"),
     sa.Index(
         "ix_mailing_recipients_account_mailing_contact",
         "account_id",
@@ -248,34 +300,38 @@ mailing_recipients = sa.Table(
 groups = sa.Table(
     "groups",
     metadata,
-    _id(),
+    _owned_id(),
     _account(),
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("name_key", sa.String(255), nullable=False),
     _created(),
+    _owned_key("id"),
     sa.UniqueConstraint("account_id", "name_key"),
 )
 
 group_members = sa.Table(
     "group_members",
     metadata,
-    _ref("group_id", "groups.id"),
-    _ref("contact_id", "contacts.id"),
+    _column("group_id"),
+    _column("contact_id"),
     _account(),
     sa.Column("added_at", UTCDateTime, nullable=False),
-    sa.PrimaryKeyConstraint("group_id", "contact_id"),
-    sa.Index("ix_group_members_contact_id", "contact_id"),
-    sa.Index("ix_group_members_account_group_contact", "account_id", "group_id", "contact_id"),
+    # (account, group, contact): the members of a group, an index-only scan
+    _owned_key("group_id", "contact_id"),
+    _owned_ref("group_id", "groups"),
+    _owned_ref("contact_id", "contacts"),
+    sa.Index("ix_group_members_account_contact", "account_id", "contact_id"),
 )
 
 contact_details = sa.Table(
     "contact_details",
     metadata,
-    _ref("contact_id", "contacts.id"),
+    _column("contact_id"),
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("value", sa.Text, nullable=False),
     _account(),
-    sa.PrimaryKeyConstraint("contact_id", "name"),
+    _owned_key("contact_id", "name"),
+    _owned_ref("contact_id", "contacts"),
     sa.Index("ix_contact_details_account_name", "account_id", "name", "contact_id"),
 )
 
@@ -284,12 +340,13 @@ events = sa.Table(
     metadata,
     _id(),
     _account(),
-    _ref("contact_id", "contacts.id"),
+    _column("contact_id"),
     sa.Column("type", sa.String(64), nullable=False),
     sa.Column("occurred_at", UTCDateTime, nullable=False),
     sa.Column("value", sa.Float),
     sa.Column("products", sa.Text),
     sa.Column("details", sa.JSON(none_as_null=True)),
+    _owned_ref("contact_id", "contacts"),
     # aggregates over a window of time, and over all time grouped by contact: index-only
     sa.Index(
         "ix_events_account_type_occurred",
@@ -312,7 +369,7 @@ events = sa.Table(
 rules = sa.Table(
     "rules",
     metadata,
-    _id(),
+    _owned_id(),
     _account(),
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("name_key", sa.String(255), nullable=False),
@@ -320,34 +377,40 @@ rules = sa.Table(
     sa.Column("actions", sa.JSON, nullable=False),
     _created(),
     sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+    _owned_key("id"),
     sa.UniqueConstraint("account_id", "name_key"),
 )
 
 segments = sa.Table(
     "segments",
     metadata,
-    _id(),
+    _owned_id(),
     _account(),
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("name_key", sa.String(255), nullable=False),
     sa.Column("selection", sa.JSON, nullable=False),
     _created(),
     sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+    _owned_key("id"),
     sa.UniqueConstraint("account_id", "name_key"),
 )
 
 coupons = sa.Table(
     "coupons",
     metadata,
-    _id(),
+    _owned_id(),
     _account(),
-    _ref("contact_id", "contacts.id"),
+    _column("contact_id"),
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("name_key", sa.String(255), nullable=False),
     sa.Column("code", sa.String(64), nullable=False),
     sa.Column("valid_until", UTCDateTime),
-    _ref("job_id", "jobs.id", nullable=True, ondelete="SET NULL"),
+    _column("job_id", nullable=True),
     _created(),
+    _owned_key("id"),
+    _owned_ref("contact_id", "contacts"),
+    # jobs are never deleted but with their account (and its coupons)
+    _owned_ref("job_id", "jobs"),
     sa.UniqueConstraint("account_id", "code"),
     sa.UniqueConstraint("account_id", "contact_id", "name_key"),
 )
@@ -355,13 +418,18 @@ coupons = sa.Table(
 links = sa.Table(
     "links",
     metadata,
-    _id(),
+    _owned_id(),
     _account(),
-    _ref("contact_id", "contacts.id"),
-    _ref("job_id", "jobs.id", nullable=True, ondelete="SET NULL"),
-    sa.Column("token", sa.String(64), nullable=False, unique=True),
+    _column("contact_id"),
+    _column("job_id", nullable=True),
+    sa.Column("token", sa.String(64), nullable=False),
     sa.Column("url", sa.Text, nullable=False),
     _created(),
+    _owned_key("id"),
+    _owned_ref("contact_id", "contacts"),
+    _owned_ref("job_id", "jobs"),
+    # a link is found by its account (in its address) and its token
+    sa.UniqueConstraint("account_id", "token"),
 )
 
 # --- the job engine -------------------------------------------------------------------
@@ -376,7 +444,7 @@ SNAPSHOT_TO_PURGE = "snapshot_taken AND status IN ({})".format(
 jobs = sa.Table(
     "jobs",
     metadata,
-    _id(),
+    _owned_id(),
     _account(),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("selection", sa.JSON, nullable=False),
@@ -413,10 +481,10 @@ jobs = sa.Table(
     sa.Column("created", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("updated", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("rejected", sa.BigInteger, nullable=False, server_default="0"),
+    _owned_key("id"),
     sa.UniqueConstraint("account_id", "idempotency_key"),
     # one revert a job
     sa.UniqueConstraint("account_id", "reverts"),
-    sa.Index("ix_jobs_account_id_id", "account_id", "id"),
     sa.Index("ix_jobs_status", "status"),
     sa.Index(
         "ix_jobs_snapshot_to_purge",
@@ -430,11 +498,12 @@ job_actions = sa.Table(
     "job_actions",
     metadata,
     _account(),
-    _ref("job_id", "jobs.id"),
+    _column("job_id"),
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("type", sa.String(64), nullable=False),
     sa.Column("affected", sa.BigInteger, nullable=False, server_default="0"),
-    sa.PrimaryKeyConstraint("account_id", "job_id", "position"),
+    _owned_key("job_id", "position"),
+    _owned_ref("job_id", "jobs"),
 )
 
 
@@ -533,13 +602,13 @@ import_errors = sa.Table(
 webhooks = sa.Table(
     "webhooks",
     metadata,
-    _id(),
+    _owned_id(),
     _account(),
     sa.Column("url", sa.String(2048), nullable=False),
     sa.Column("events", sa.JSON, nullable=False),
     sa.Column("secret", sa.String(128), nullable=False),
     _created(),
-    sa.Index("ix_webhooks_account_id_id", "account_id", "id"),
+    _owned_key("id"),
 )
 
 # The outbox: one row for each event each webhook is to hear, written in the transaction
@@ -549,9 +618,9 @@ webhooks = sa.Table(
 webhook_deliveries = sa.Table(
     "webhook_deliveries",
     metadata,
-    _id(),
+    _owned_id(),
     _account(),
-    _ref("webhook_id", "webhooks.id"),
+    _column("webhook_id"),
     sa.Column("event_id", sa.String(64), nullable=False),
     sa.Column("event", sa.String(32), nullable=False),
     sa.Column("job_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
@@ -562,6 +631,8 @@ webhook_deliveries = sa.Table(
     sa.Column("next_attempt_at", UTCDateTime, nullable=False),
     _created(),
     sa.Column("finished_at", UTCDateTime),
+    _owned_key("id"),
+    _owned_ref("webhook_id", "webhooks"),
     sa.Index("ix_webhook_deliveries_status", "status", "next_attempt_at"),
     sa.Index("ix_webhook_deliveries_account_id_webhook_id", "account_id", "webhook_id"),
 )
@@ -570,9 +641,9 @@ webhook_deliveries = sa.Table(
 webhook_attempts = sa.Table(
     "webhook_attempts",
     metadata,
-    _id(),
+    _owned_id(),
     _account(),
-    _ref("delivery_id", "webhook_deliveries.id"),
+    _column("delivery_id"),
     sa.Column("webhook_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
     sa.Column("attempt", sa.Integer, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
@@ -581,5 +652,7 @@ webhook_attempts = sa.Table(
     sa.Column("response_code", sa.Integer),
     sa.Column("error", sa.Text),
     sa.Column("duration_ms", sa.Integer, nullable=False),
+    _owned_key("id"),
+    _owned_ref("delivery_id", "webhook_deliveries"),
     sa.Index("ix_webhook_attempts_account_id_webhook_id_id", "account_id", "webhook_id", "id"),
 )

@@ -20,6 +20,22 @@ def run_migrations() -> None:
 
 
 def _run(connection) -> None:
+    if connection.dialect.name != "sqlite":
+        _migrate(connection)
+        return
+    # Rebuilding a table (Alembic's batch mode) drops the old one, which with foreign keys
+    # enforced would delete every row referring to it. SQLite takes this setting only
+    # outside a transaction, so it goes to the driver's connection before Alembic begins;
+    # the rows are checked before the migrations commit.
+    raw = connection.connection.driver_connection
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        _migrate(connection)
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
+
+
+def _migrate(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
@@ -28,6 +44,10 @@ def _run(connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"migrating broke foreign keys (table, row, …): {broken[:5]}")
 
 
 run_migrations()

@@ -369,7 +369,7 @@ class Link(Family):
         )
         if self.stage:
             ins = ins.on_conflict_do_update(
-                index_elements=["contact_id", self.thing],
+                index_elements=["account_id", "contact_id", self.thing],
                 set_={self.stage: ins.excluded[self.stage], self.at: ins.excluded[self.at]},
             )
         else:
@@ -428,7 +428,8 @@ class Detail(Family):
         )
         rc.conn.execute(
             ins.on_conflict_do_update(
-                index_elements=["contact_id", "name"], set_={"value": ins.excluded.value}
+                index_elements=["account_id", "contact_id", "name"],
+                set_={"value": ins.excluded.value},
             )
         )
 

@@ -60,7 +60,7 @@ class SetDetailHandler(ActionHandler):
             ["contact_id", "name", "value", "account_id"], source
         )
         stmt = ins.on_conflict_do_update(
-            index_elements=["contact_id", "name"],
+            index_elements=["account_id", "contact_id", "name"],
             set_={"value": ins.excluded.value},
             where=cd.c.value != ins.excluded.value,
         ).returning(cd.c.contact_id)

@@ -99,7 +99,7 @@ class SetFunnelStageHandler(ActionHandler):
             ["contact_id", "funnel_id", "stage_id", "account_id", "entered_at"], source
         )
         stmt = ins.on_conflict_do_update(
-            index_elements=["contact_id", "funnel_id"],
+            index_elements=["account_id", "contact_id", "funnel_id"],
             set_={"stage_id": ins.excluded.stage_id, "entered_at": ins.excluded.entered_at},
             where=cf.c.stage_id != ins.excluded.stage_id,
         ).returning(cf.c.contact_id)

@@ -297,7 +297,8 @@ def _write_details(conn: Connection, account_id: int, related: _Related) -> None
         ins = insert_rows(conn, t.contact_details, batch, {"account_id": account_id})
         conn.execute(
             ins.on_conflict_do_update(
-                index_elements=["contact_id", "name"], set_={"value": ins.excluded.value}
+                index_elements=["account_id", "contact_id", "name"],
+                set_={"value": ins.excluded.value},
             )
         )
     if related.details_deleted:
@@ -317,7 +318,7 @@ def _write_funnels(conn: Connection, account_id: int, rows: list[dict], now) -> 
         ins = insert_rows(conn, t.contact_funnels, batch, constants)
         conn.execute(
             ins.on_conflict_do_update(
-                index_elements=["contact_id", "funnel_id"],
+                index_elements=["account_id", "contact_id", "funnel_id"],
                 set_={"stage_id": ins.excluded.stage_id, "entered_at": ins.excluded.entered_at},
                 where=t.contact_funnels.c.stage_id != ins.excluded.stage_id,
             )

@@ -420,7 +420,7 @@ class Importer:
             ["contact_id", "name", "value", "account_id"], source
         )
         stmt = ins.on_conflict_do_update(
-            index_elements=["contact_id", "name"],
+            index_elements=["account_id", "contact_id", "name"],
             set_={"value": ins.excluded.value},
             where=cd.c.value != ins.excluded.value,
         ).returning(cd.c.contact_id)
@@ -463,7 +463,7 @@ class Importer:
             ["contact_id", "funnel_id", "stage_id", "account_id", "entered_at"], source
         )
         stmt = ins.on_conflict_do_update(
-            index_elements=["contact_id", "funnel_id"],
+            index_elements=["account_id", "contact_id", "funnel_id"],
             set_={"stage_id": ins.excluded.stage_id, "entered_at": ins.excluded.entered_at},
             where=cf.c.stage_id != ins.excluded.stage_id,
         ).returning(cf.c.contact_id)
