@@ -185,8 +185,15 @@ def present_key(conn: Connection, key_hash: str) -> None:
 
 
 def _set_local(conn: Connection, name: str, value: str) -> None:
+    """A setting to the end of the transaction. SET LOCAL, not set_config(…, true): a
+    distributed PostgreSQL (Citus, docs/scaling.md) forwards SET LOCAL to the nodes that hold
+    the rows, where the policies read it, and not a function's effect. SET takes no bound
+    values: every value is an id, a role name or a hex digest, and anything else is refused
+    rather than quoted."""
+    if not value.isalnum():
+        raise ValueError(f"not a setting value: {value!r}")
     if is_postgres(conn):
-        conn.exec_driver_sql("SELECT set_config(%s, %s, true)", (name, value))
+        conn.exec_driver_sql(f"SET LOCAL {name} = '{value}'")
 
 
 def is_postgres(conn_or_engine) -> bool:

@@ -654,5 +654,7 @@ webhook_attempts = sa.Table(
     sa.Column("duration_ms", sa.Integer, nullable=False),
     _owned_key("id"),
     _owned_ref("delivery_id", "webhook_deliveries"),
+    # deleting a webhook's deliveries deletes their attempts
+    sa.Index("ix_webhook_attempts_account_delivery", "account_id", "delivery_id"),
     sa.Index("ix_webhook_attempts_account_id_webhook_id_id", "account_id", "webhook_id", "id"),
 )

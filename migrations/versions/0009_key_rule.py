@@ -14,8 +14,8 @@ column, and a foreign key can only join rows of the same shard. So:
   coupons and links cascade instead of setting NULL (a composite key cannot set only one
   of its columns NULL, and jobs are deleted only with their account);
 - the unique keys of stages (funnel, name) and links (token) take the account in front;
-- indexes the new keys make redundant go, and the (contact) indexes that serve a contact's
-  deletion become (account, contact).
+- indexes the new keys make redundant go, the (contact) indexes that serve a contact's
+  deletion become (account, contact), and a webhook's attempts get one by delivery.
 
 Accounts and API keys keep their keys: they are looked up before the account is known, and
 a distributed database keeps them whole on every node.
@@ -107,6 +107,8 @@ INDEXES_DROPPED = [
 INDEXES_MADE = [
     ("group_members", "ix_group_members_account_contact", ["account_id", "contact_id"]),
     ("mailing_recipients", "ix_mailing_recipients_account_contact", ["account_id", "contact_id"]),
+    # the cascade from a deleted delivery (a webhook's deletion) probed every attempt
+    ("webhook_attempts", "ix_webhook_attempts_account_delivery", ["account_id", "delivery_id"]),
 ]
 
 
@@ -129,7 +131,7 @@ def _keys(table: str, *, upgrade: bool) -> list[str] | None:
 
 def _tables() -> list[str]:
     seen = [*OWNED, *LINKS]
-    seen += [table for table, *_ in REFERENCES + UNIQUES + INDEXES_DROPPED if table not in seen]
+    seen += [table for table, *_ in REFERENCES + UNIQUES + INDEXES_DROPPED + INDEXES_MADE]
     return list(dict.fromkeys(seen))
 
 
