@@ -279,10 +279,16 @@ contact_details = sa.Table(
     sa.Index("ix_contact_details_account_name", "account_id", "name", "contact_id"),
 )
 
+# On PostgreSQL partitioned by month of occurred_at (migration 0009; the partitions,
+# events_YYYY_MM and events_default, are app.events_partitions' and not declared here), so
+# its key holds occurred_at. SQLite keeps `id` alone as its key: only a lone INTEGER
+# PRIMARY KEY numbers rows there (autogenerate compares no primary keys).
 events = sa.Table(
     "events",
     metadata,
-    _id(),
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False, autoincrement=True
+    ),
     _account(),
     _ref("contact_id", "contacts.id"),
     sa.Column("type", sa.String(64), nullable=False),
@@ -290,6 +296,7 @@ events = sa.Table(
     sa.Column("value", sa.Float),
     sa.Column("products", sa.Text),
     sa.Column("details", sa.JSON(none_as_null=True)),
+    sa.PrimaryKeyConstraint("account_id", "occurred_at", "id"),
     # aggregates over a window of time, and over all time grouped by contact: index-only
     sa.Index(
         "ix_events_account_type_occurred",
@@ -307,6 +314,7 @@ events = sa.Table(
         postgresql_include=["value"],
     ),
     sa.Index("ix_events_contact_type_occurred", "contact_id", "type", "occurred_at"),
+    postgresql_partition_by="RANGE (occurred_at)",
 )
 
 rules = sa.Table(
