@@ -13,7 +13,7 @@ operators.
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -75,6 +75,34 @@ def maintain_logged(engine: Engine, settings: Settings) -> None:
         maintain(engine, settings.event_retention_months)
     except Exception:  # noqa: BLE001 - the database may be away or not migrated yet
         log.exception("event partitions not maintained")
+
+
+def check(conn: sa.Connection) -> dict:
+    """For `audience doctor` (PostgreSQL): a problem when next month has no partition (no
+    upkeep ran this month: are the workers running?); else how far they go and about how
+    many events wait in the default partition (the planner's estimate)."""
+    rows = conn.exec_driver_sql(
+        "SELECT relname, reltuples, date_trunc('month', now(), 'UTC') + interval '1 month'"
+        " FROM pg_inherits JOIN pg_class ON pg_class.oid = inhrelid"
+        " WHERE inhparent = 'events'::regclass ORDER BY relname"
+    ).all()
+    months = [name for name, _, _ in rows if name != "events_default"]
+    if not rows:
+        return {"ok": False, "detail": "events has no partitions: run `audience migrate`"}
+    waiting = next((int(n) for name, n, _ in rows if name == "events_default"), 0)
+    following = f"events_{rows[0][2].astimezone(UTC):%Y_%m}"
+    if following not in months:
+        return {
+            "ok": False,
+            "detail": f"no {following} yet: is a worker (or the API's runner) running? "
+            "(docs/partitions.md)",
+        }
+    about = "unknown" if waiting < 0 else f"about {waiting}"
+    return {
+        "ok": True,
+        "detail": f"{len(months)} months, {months[0]} to {months[-1]}; "
+        f"events_default holds {about} events",
+    }
 
 
 def is_partition(name: str) -> bool:

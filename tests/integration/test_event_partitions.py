@@ -6,6 +6,7 @@ partition, drops only months past the retention; an event of any date inserts; a
 conditions read only the partitions of their window. Each test has a database of its own
 (retention drops partitions: never the session's)."""
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,10 +16,13 @@ import sqlalchemy as sa
 from alembic import command
 from psycopg import sql as psql
 from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
+from typer.testing import CliRunner
 
 from app import events_partitions
 from app import tables as t
 from app.auth import create_account
+from app.cli import app as cli
+from app.config import get_settings
 from app.db import act_as, make_engine
 from app.jobs.transports import InProcessRunner
 from app.jobs.worker import make_worker, partition_events
@@ -477,6 +481,31 @@ def test_the_in_process_runner_keeps_them_from_its_start(url, engine):
 def partitions_now(engine: sa.Engine) -> set[str]:
     with engine.connect() as conn:
         return partitions(conn)
+
+
+def test_doctor_says_when_no_upkeep_ran(url, engine):
+    """`audience doctor` is content while next month has its partition, and says so when
+    it has none (no worker has run the upkeep this month)."""
+    code, output = doctor(url)
+    assert "partitions  ok" in output and "events_default holds" in output, output
+    with engine.connect() as conn:
+        following = name(add_months(this_month(conn), 1))
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE {following}")
+    code, output = doctor(url, "--json")
+    report = json.loads(output)
+    assert code == 1 and report["problems"] == ["partitions"]
+    assert following in report["checks"]["partitions"]["detail"]
+
+
+def doctor(database_url: str, *args: str) -> tuple[int, str]:
+    get_settings.cache_clear()
+    try:
+        env = {"AUDIENCE_DATABASE_URL": database_url, "AUDIENCE_REDIS_URL": None}
+        result = CliRunner().invoke(cli, ["doctor", *args], env=env)
+    finally:
+        get_settings.cache_clear()
+    return result.exit_code, result.output
 
 
 def test_sqlite_has_nothing_to_keep(sqlite_url):
