@@ -149,7 +149,10 @@ BEGIN
     EXECUTE format(
         'CREATE TABLE %I (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS'
         ' INCLUDING STORAGE)', part);
-    -- reached through events only: no policy here, so no direct access but the owner's
+    -- events' owner's; reached through events only: no policy here, so no direct access
+    -- but the owner's
+    EXECUTE format('ALTER TABLE %I OWNER TO %s', part,
+                   (SELECT relowner::regrole FROM pg_class WHERE oid = 'events'::regclass));
     EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', part);
     IF EXISTS (
         SELECT FROM events_default WHERE occurred_at >= month AND occurred_at < month_end
@@ -214,8 +217,12 @@ def _rebuild(partitioned: bool) -> None:
         f"CREATE TABLE {NEW} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
         f" INCLUDING STORAGE INCLUDING COMMENTS){options}"
     )
-    if partitioned:
-        _partitions(conn)
+    made = [NEW, *(_partitions(conn) if partitioned else [])]
+    owner = conn.exec_driver_sql(
+        f"SELECT relowner::regrole::text FROM pg_class WHERE oid = '{TABLE}'::regclass"
+    ).scalar()
+    for table in made:  # events' owner's, whoever migrates (a superuser, say)
+        op.execute(f"ALTER TABLE {table} OWNER TO {owner}")
     op.execute(f"INSERT INTO {NEW} SELECT * FROM {TABLE}")
     kind = "partitioned" if partitioned else "plain"
     op.execute(f"ALTER TABLE {NEW} ADD CONSTRAINT pk_{NEW} PRIMARY KEY ({KEY[kind]})")
@@ -260,9 +267,10 @@ def _add_months(month: datetime, n: int) -> datetime:
     return datetime(month.year + years, index + 1, 1, tzinfo=UTC)
 
 
-def _partitions(conn: sa.Connection) -> None:
+def _partitions(conn: sa.Connection) -> list[str]:
     """The default partition and one a month, each without a policy of its own: reached
-    through events (whose policies hold), never directly but by their owner."""
+    through events (whose policies hold), never directly but by their owner. Returns
+    their names."""
     op.execute(f"CREATE TABLE events_default PARTITION OF {NEW} DEFAULT")
     names = ["events_default"]
     for month in _months(conn):
@@ -275,6 +283,7 @@ def _partitions(conn: sa.Connection) -> None:
         names.append(name)
     for name in names:
         op.execute(f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY")
+    return names
 
 
 INDEX = re.compile(r"^CREATE (UNIQUE )?INDEX (\S+) ON (ONLY )?\S+ USING ")

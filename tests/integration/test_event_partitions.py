@@ -209,6 +209,8 @@ def test_the_migration_partitions_a_filled_table_and_back(empty_url):
             assert key(conn) == ["account_id", "occurred_at", "id"]
             assert conn.exec_driver_sql(ROWS).all() == before_rows
             assert shape(conn) == before_shape
+            owners = "SELECT DISTINCT relowner FROM pg_class WHERE relname ~ '^events'"
+            assert len(conn.exec_driver_sql(owners).all()) == 1
             ahead = {name(add_months(month, n)) for n in range(events_partitions.AHEAD_MONTHS + 1)}
             assert partitions(conn) == {
                 "events_default",
@@ -349,6 +351,31 @@ def test_a_second_upkeep_at_the_same_time_does_nothing(engine):
                 "SELECT pg_advisory_unlock(hashtext('audience_event_partitions'))"
             )
     assert len(events_partitions.maintain(engine, ahead=6)) == 6 - events_partitions.AHEAD_MONTHS
+
+
+def test_a_month_that_cannot_have_its_lock_waits_for_the_next_run(engine):
+    """A query holding the default partition (a count over all time, say) keeps a new
+    month from being attached: after the lock timeout the upkeep reports it busy, leaves
+    nothing half made, and the next run makes it."""
+    with engine.connect() as conn:
+        month = name(add_months(this_month(conn), events_partitions.AHEAD_MONTHS + 1))
+        before = partitions(conn)
+    ahead = events_partitions.AHEAD_MONTHS + 1
+    with engine.connect() as reader:
+        reader.exec_driver_sql("LOCK TABLE events_default IN ACCESS SHARE MODE")
+        started = time.monotonic()
+        assert events_partitions.maintain(engine, ahead=ahead) == [
+            events_partitions.Change("busy", month, None)
+        ]
+        assert 2.5 < time.monotonic() - started < 10
+        reader.rollback()
+    with engine.connect() as conn:
+        assert partitions(conn) == before
+        made = conn.exec_driver_sql(f"SELECT to_regclass('{month}')").scalar()
+        assert made is None
+    assert events_partitions.maintain(engine, ahead=ahead) == [
+        events_partitions.Change("created", month, 0)
+    ]
 
 
 def test_an_event_of_any_date_inserts_and_finds_its_month(engine):
