@@ -6,9 +6,10 @@ events and for this month and the next AHEAD, and `events_default` for whatever 
 no month partition (an import of old history, a client's year-2040 date), so an insert
 never fails. The primary key becomes (account_id, occurred_at, id): a unique key of a
 partitioned table must hold its partition column, and every key leads with the account.
-Indexes, foreign keys, CHECK constraints, row-level security and its policies, and the
-privileges granted on the table are copied from the table as it is (whatever an operator
-added too); the id sequence is the same one, so ids go on from where they were.
+Indexes, foreign keys, CHECK constraints, row-level security and its policies, the
+privileges granted on the table and its owner are copied from the table as it is
+(whatever an operator added too); the id sequence is the same one, so ids go on from where
+they were. The partitions have no policy and no grants: they are reached through events.
 
 `audience_event_partitions(ahead, keep, since)` (SECURITY DEFINER: the application's role
 may call it, and it alone may change the partitions) keeps them: a partition for this
