@@ -184,7 +184,8 @@ def doctor(
     ] = 3,
     limit: Annotated[int, typer.Option(help="jobs listed of each kind", min=0)] = 20,
 ) -> None:
-    """Check the database, its migrations, Redis and the jobs; exit 1 if anything is wrong.
+    """Check the database, its migrations, the month partitions of events (PostgreSQL), Redis
+    and the jobs; exit 1 if anything is wrong.
 
     Jobs, of all accounts: stuck (running, but their worker stopped renewing the lease and
     nobody resumed them: are workers running?), overdue (queued, and nobody takes them),
@@ -203,6 +204,8 @@ def doctor(
         checks["database"] = _check_database(engine, url)
         if checks["database"]["ok"]:
             checks["migrations"] = _check_migrations(engine, url)
+            if checks["migrations"]["ok"] and not _is_sqlite(url):
+                checks["partitions"] = _check_partitions(engine)
             with engine.connect() as conn:
                 jobs = job_problems(
                     conn,
@@ -276,6 +279,13 @@ def _check_migrations(engine, url: str) -> dict:
         return {"ok": True, "detail": f"at head {at}"}
     head = ", ".join(sorted(heads))
     return {"ok": False, "detail": f"at {at}, head is {head}: run `audience migrate`"}
+
+
+def _check_partitions(engine) -> dict:
+    from app.events_partitions import check
+
+    with engine.connect() as conn:
+        return check(conn)
 
 
 def _check_redis(url: str | None) -> dict:

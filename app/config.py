@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     rate_limit_burst: int = 2_000
     # Days a finished job's change log is kept (revert and history need it).
     change_log_days: int = 30
+    # PostgreSQL: months of events kept (the workers drop the month partitions that ended
+    # this many months before this month began); unset: every event is kept.
+    event_retention_months: int | None = Field(None, ge=1)
     # For the benchmark only (bench.jobs measures a job with and without its log): off,
     # jobs cannot be reverted.
     change_log: bool = True

@@ -1,20 +1,22 @@
 """Queue transports. The database owns job state; a transport only carries job ids.
 
 - InProcessRunner (AUDIENCE_REDIS_URL unset): a thread in the API process polls the
-  database for due and abandoned jobs and runs them on a small thread pool; another sends
-  due webhook deliveries (app.webhooks.delivery).
+  database for due and abandoned jobs and runs them on a small thread pool (and keeps the
+  month partitions of events on PostgreSQL, at start and hourly); another sends due
+  webhook deliveries (app.webhooks.delivery).
 - ArqRunner (AUDIENCE_REDIS_URL set): the API enqueues job ids to arq; `audience worker`
   processes run them, and their reaper re-enqueues what Redis lost.
 """
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
-from app import logs
+from app import events_partitions, logs
 from app import tables as t
 from app.config import Settings
 from app.jobs import repository
@@ -83,7 +85,11 @@ class InProcessRunner:
         self._wake.set()
 
     def _loop(self) -> None:
+        partitions_due = time.monotonic()  # at start, then hourly (no arq cron here)
         while not self._stop.is_set():
+            if time.monotonic() >= partitions_due:
+                partitions_due = time.monotonic() + events_partitions.EVERY_S
+                events_partitions.maintain_logged(self.engine, self.settings)
             try:
                 with self.engine.connect() as conn:
                     ids = repository.due_jobs(conn)

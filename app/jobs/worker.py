@@ -1,6 +1,7 @@
 """`audience worker`: an arq worker that runs jobs by id, a reaper that re-enqueues
-jobs Redis lost (flushed, restarted) or whose worker vanished (lease expired), and a loop
-sending due webhook deliveries (every worker claims its own, SKIP LOCKED)."""
+jobs Redis lost (flushed, restarted) or whose worker vanished (lease expired), a loop
+sending due webhook deliveries (every worker claims its own, SKIP LOCKED), and, hourly,
+the upkeep of the month partitions of events (app.events_partitions)."""
 
 import asyncio
 import contextlib
@@ -18,7 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from app import logs
+from app import events_partitions, logs
 from app import tables as t
 from app.config import Settings, get_settings
 from app.db import make_engine, normalize_url
@@ -86,6 +87,12 @@ async def tidy(ctx: dict) -> int:
         return deleted
 
     return await asyncio.to_thread(purge)
+
+
+async def partition_events(ctx: dict) -> None:
+    """Month partitions of events ahead, history out of the default partition, months past
+    the retention dropped (PostgreSQL; nothing on SQLite)."""
+    await asyncio.to_thread(events_partitions.maintain_logged, ctx["engine"], ctx["settings"])
 
 
 async def send_webhooks(ctx: dict) -> None:
@@ -166,6 +173,7 @@ def make_worker(settings: Settings, *, burst: bool = False) -> Worker:
         cron_jobs=[
             cron(reap, second=set(range(0, 60, 2)), run_at_startup=True, unique=True, timeout=60),
             cron(tidy, second=set(range(1, 60, 10)), unique=True, timeout=60),
+            cron(partition_events, minute=17, run_at_startup=True, unique=True, timeout=600),
         ],
         on_startup=startup,
         on_shutdown=shutdown,

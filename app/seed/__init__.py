@@ -16,12 +16,14 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 
+from app import events_partitions
 from app.db import refresh_statistics
 from app.seed.catalog import Catalog, plan_mailings, store_catalog
-from app.seed.generator import Generator
+from app.seed.generator import EVENT_HISTORY, Generator
 from app.seed.writers import OnDone, open_writer
 
 
@@ -41,6 +43,9 @@ def seed(
     counts = _catalog_counts(catalog)
     if contacts <= 0:
         return counts
+    # PostgreSQL: the months the events span get their partitions first, so that each row
+    # goes straight to its month, not to the default partition to be moved later
+    events_partitions.maintain(engine, since=datetime.fromtimestamp(now - EVENT_HISTORY, UTC))
     with (
         _progress_bar(contacts, progress) as on_done,
         open_writer(engine, account_id, catalog, now, on_done) as writer,

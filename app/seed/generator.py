@@ -46,6 +46,8 @@ from app.seed.vocabulary import (
     LocaleSpec,
 )
 
+# How far back a contact's events go.
+EVENT_HISTORY = 2 * YEAR
 # What a batch fills, in the order it is written (contacts first: the rest refer to them).
 TABLES = (
     t.contacts,
@@ -413,9 +415,9 @@ class Generator:
         """Over the last two years: older contacts have had more time to act (~3 events on
         average)."""
         rnd, pick, ts, now, account_id = self.rnd, self.pick, self.ts, self.now, self.account_id
-        since = max(created, now - 2 * YEAR)
+        since = max(created, now - EVENT_HISTORY)
         window = now - since
-        for _ in range(min(int(self.expo(1 / (0.8 + 4.4 * window / (2 * YEAR)))), 60)):
+        for _ in range(min(int(self.expo(1 / (0.8 + 4.4 * window / EVENT_HISTORY))), 60)):
             kind = self.draw_event_type()
             if rnd() < 0.01:  # a recent burst: "in the last 30 days" finds some
                 occurred = now - int(rnd() * min(window, 30 * DAY))

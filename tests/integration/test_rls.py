@@ -133,7 +133,7 @@ def test_every_table_is_held_by_a_policy(engine):
             conn.execute(
                 sa.text(
                     "SELECT relname, relrowsecurity AND relforcerowsecurity FROM pg_class "
-                    "WHERE relname = ANY(:names) AND relkind = 'r'"
+                    "WHERE relname = ANY(:names) AND relkind IN ('r', 'p')"  # p: events
                     " AND EXISTS (SELECT FROM pg_policy WHERE polrelid = pg_class.oid)"
                 ),
                 {"names": [table.name for table in OWNED]},

@@ -24,14 +24,14 @@ On PostgreSQL every foreign key is dropped first, then the keys change, then the
 keys come back (each checked once against the rows). On SQLite each table is rebuilt once
 (migrations/env.py turns foreign-key enforcement off while it runs, and checks the result).
 
-Revision ID: 0009_key_rule
-Revises: 0008_webhooks
+Revision ID: 0010_key_rule
+Revises: 0009_event_partitions
 """
 
 from alembic import op
 
-revision = "0009_key_rule"
-down_revision = "0008_webhooks"
+revision = "0010_key_rule"
+down_revision = "0009_event_partitions"
 branch_labels = None
 depends_on = None
 
