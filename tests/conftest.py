@@ -4,11 +4,14 @@ isolated, so tests never see each other's data)."""
 
 import os
 import secrets
+import shutil
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -67,6 +70,55 @@ def pg_url() -> Iterator[str]:
     gen.close()
 
 
+@contextmanager
+def login_role(pg_url: str) -> Iterator[str]:
+    """A LOGIN role that is only a member of audience_app, made by the deployment's own
+    script (deploy/postgres-roles.sh) when psql is at hand; its URL on pg_url's database,
+    dropped afterwards. How the API and workers log in (compose.yaml), and the one way
+    that works behind a transaction pooler too: PgBouncer does not pass on the `options`
+    startup parameter, so `-c role=audience_app` cannot choose the role."""
+    name = f"audience_login_{uuid.uuid4().hex[:8]}"
+    password = uuid.uuid4().hex
+    url = sa.make_url(normalize_url(pg_url))
+    script = Path(__file__).parents[1] / "deploy" / "postgres-roles.sh"
+    owner = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    if shutil.which("psql"):
+        env = {
+            **os.environ,
+            "PGHOST": url.host or "",
+            "PGPORT": str(url.port or 5432),
+            "PGUSER": url.username or "",
+            "PGPASSWORD": url.password or "",
+            "PGDATABASE": url.database or "",
+            "AUDIENCE_DB_USER": name,
+            "AUDIENCE_DB_PASSWORD": password,
+        }
+        for _ in range(2):  # compose runs it at every start: it must be idempotent
+            subprocess.run(["sh", str(script)], env=env, check=True, capture_output=True)
+    else:
+        with owner.connect() as conn:
+            conn.exec_driver_sql(
+                f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}' IN ROLE audience_app"
+            )
+    try:
+        yield url.set(username=name, password=password).render_as_string(hide_password=False)
+    finally:
+        with owner.connect() as conn:
+            conn.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                (name,),
+            )
+            conn.exec_driver_sql(f'DROP ROLE "{name}"')
+        owner.dispose()
+
+
+@pytest.fixture(scope="session")
+def app_login_url(pg_url) -> Iterator[str]:
+    """The test database's URL as the session's login role (see login_role)."""
+    with login_role(pg_url) as url:
+        yield url
+
+
 @pytest.fixture(
     scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
@@ -97,14 +149,15 @@ def make_settings(db_url: str, **overrides) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def app_engine(db_url, engine) -> Iterator[sa.Engine]:
-    """The engine of the app under test: on PostgreSQL connected as audience_app, as it is
-    deployed, so that every test through the API (jobs included) runs under row-level
-    security; the session's `engine` (the tables' owner) serves the tests' own look-ups."""
+def app_engine(request, db_url, engine) -> Iterator[sa.Engine]:
+    """The engine of the app under test: on PostgreSQL logged in as a member of
+    audience_app, as it is deployed, so that every test through the API (jobs included)
+    runs under row-level security; the session's `engine` (the tables' owner) serves the
+    tests' own look-ups."""
     if not db_url.startswith("postgresql"):
         yield engine
         return
-    with app_role_engine(db_url, pool_size=10) as role_engine:
+    with app_role_engine(request.getfixturevalue("app_login_url"), pool_size=10) as role_engine:
         yield role_engine
 
 
@@ -117,15 +170,17 @@ def api(db_url, app_engine) -> Iterator[TestClient]:
 
 
 @contextmanager
-def app_role_engine(db_url: str, pool_size: int) -> Iterator[sa.Engine]:
-    """An engine connected as audience_app, the role row-level security holds; skips the
-    test off PostgreSQL."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("row-level security is PostgreSQL's")
-    engine = make_engine(f"{db_url}?options=-c%20role%3Daudience_app", pool_size=pool_size)
+def app_role_engine(login_url: str, pool_size: int) -> Iterator[sa.Engine]:
+    """An engine on `login_url` (app_login_url), checked to be held by row-level security:
+    a member of audience_app, neither superuser nor BYPASSRLS."""
+    engine = make_engine(login_url, pool_size=pool_size)
     try:
         with engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT current_user").scalar() == "audience_app"
+            held = conn.exec_driver_sql(
+                "SELECT pg_has_role(current_user, 'audience_app', 'MEMBER')"
+                " AND NOT rolsuper AND NOT rolbypassrls FROM pg_roles WHERE rolname = current_user"
+            ).scalar()
+            assert held, "the app's login role must be held by row-level security"
         yield engine
     finally:
         engine.dispose()

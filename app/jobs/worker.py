@@ -135,7 +135,8 @@ async def startup(ctx: dict) -> None:
 
 def engine_options(url: str) -> dict:
     """On PostgreSQL, name the worker's connections after its process (pg_stat_activity
-    then tells which worker holds which backend)."""
+    then tells which worker holds which backend; behind PgBouncer, which worker's
+    transaction a backend runs, or last ran: the name stays on the backend after)."""
     if sa.make_url(normalize_url(url)).get_backend_name() != "postgresql":
         return {}
     return {"connect_args": {"application_name": application_name()}}

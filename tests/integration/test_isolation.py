@@ -276,7 +276,7 @@ def role(request) -> str:
 
 
 @pytest.fixture(scope="module")
-def world(role, db_url, engine, api) -> Iterator[World]:
+def world(request, role, db_url, engine, api) -> Iterator[World]:
     """Account A on an app of its own, connected as `role`, whose job runner is the only
     one on this database while this module runs (the session's is paused: two runners
     would race for jobs)."""
@@ -285,7 +285,8 @@ def world(role, db_url, engine, api) -> Iterator[World]:
         with ExitStack() as stack:
             app_engine = engine
             if role == "audience_app":
-                app_engine = stack.enter_context(app_role_engine(db_url, pool_size=4))
+                login_url = request.getfixturevalue("app_login_url")
+                app_engine = stack.enter_context(app_role_engine(login_url, pool_size=4))
             app = create_app(make_settings(db_url), engine=app_engine)
             yield build_world(stack.enter_context(TestClient(app)), engine)
     finally:

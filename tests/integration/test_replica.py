@@ -68,14 +68,17 @@ def engine(pg_url) -> Iterator[sa.Engine]:
 
 
 @pytest.fixture(scope="module")
-def api(pg_url, standby_url, standby) -> Iterator[TestClient]:
+def api(pg_url, app_login_url, standby_url, standby) -> Iterator[TestClient]:
+    """The app as its login role, on the primary and on the standby (same role)."""
+    login = sa.make_url(app_login_url)
+    replica = sa.make_url(standby_url).set(username=login.username, password=login.password)
     settings = make_settings(
         pg_url,
-        read_database_url=f"{standby_url}?options=-c%20role%3Daudience_app",
+        read_database_url=replica.render_as_string(hide_password=False),
         max_replica_lag_s=3600,
     )
     with (
-        app_role_engine(pg_url, pool_size=5) as role_engine,
+        app_role_engine(app_login_url, pool_size=5) as role_engine,
         TestClient(create_app(settings, engine=role_engine)) as client,
     ):
         yield client

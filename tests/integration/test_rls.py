@@ -7,11 +7,8 @@ non-superuser member of audience_app (as compose.yaml deploys it)."""
 
 import os
 import shutil
-import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -21,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from app import tables as t
 from app.auth import account_for_key, create_account, hash_key
-from app.db import ACCOUNT, engine_duty, for_account, make_engine, normalize_url, present_key
+from app.db import ACCOUNT, engine_duty, for_account, make_engine, present_key
 from app.jobs import runner
 from app.main import create_app
 from app.selection import service
@@ -37,8 +34,9 @@ pytestmark = [
 
 
 @pytest.fixture
-def app_role_engine(db_url):
-    with conftest.app_role_engine(db_url, pool_size=2) as engine:
+def app_role_engine(db_url, app_login_url):
+    """The app's engine as the session's login role (db_url: this module's parameter)."""
+    with conftest.app_role_engine(app_login_url, pool_size=2) as engine:
         yield engine
 
 
@@ -307,43 +305,9 @@ def test_a_job_whose_snapshot_is_not_processed_whole_fails(two_accounts, monkeyp
 # --- a non-superuser login role, as compose.yaml deploys it ------------------------------
 
 
-@pytest.fixture
-def login_url(db_url, engine) -> Iterator[str]:
-    """A LOGIN role that is only a member of audience_app, made by the deployment's own
-    script (deploy/postgres-roles.sh) when psql is at hand; its URL on this database."""
-    name = f"audience_login_{uuid.uuid4().hex[:8]}"
-    url = sa.make_url(normalize_url(db_url))
-    script = Path(__file__).parents[2] / "deploy" / "postgres-roles.sh"
-    if shutil.which("psql"):
-        env = {
-            **os.environ,
-            "PGHOST": url.host or "",
-            "PGPORT": str(url.port or 5432),
-            "PGUSER": url.username or "",
-            "PGPASSWORD": url.password or "",
-            "PGDATABASE": url.database or "",
-            "AUDIENCE_DB_USER": name,
-            "AUDIENCE_DB_PASSWORD": uuid.uuid4().hex,
-        }
-        for _ in range(2):  # run again at every start: it must be idempotent
-            subprocess.run(["sh", str(script)], env=env, check=True, capture_output=True)
-    else:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f'CREATE ROLE "{name}" LOGIN IN ROLE audience_app')
-    try:
-        yield url.set(username=name).render_as_string(hide_password=False)
-    finally:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
-                (name,),
-            )
-            conn.exec_driver_sql(f'DROP ROLE "{name}"')
-
-
-def test_the_login_role_cannot_step_out_of_row_level_security(login_url, two_accounts):
+def test_the_login_role_cannot_step_out_of_row_level_security(app_login_url, two_accounts):
     a, _ = two_accounts
-    login = make_engine(login_url, pool_size=1)
+    login = make_engine(app_login_url, pool_size=1)
     try:
         with login.connect() as conn:
             conn.exec_driver_sql("RESET ROLE")
@@ -363,7 +327,7 @@ def test_the_login_role_cannot_step_out_of_row_level_security(login_url, two_acc
 
 @pytest.mark.redis
 def test_jobs_run_on_a_worker_logged_in_as_a_member_of_audience_app(
-    login_url, engine, api, tmp_path
+    app_login_url, engine, api, tmp_path
 ):
     """Reaper, claim, every job transaction and the snapshot purge of a real
     `audience worker`, and the API, all as the login role compose.yaml uses."""
@@ -374,10 +338,10 @@ def test_jobs_run_on_a_worker_logged_in_as_a_member_of_audience_app(
     api.app.state.runner.stop()  # these workers are the only runners on this database
     redis = Redis()
     redis.start()
-    login = make_engine(login_url, pool_size=4)
+    login = make_engine(app_login_url, pool_size=4)
     env = {
         **os.environ,
-        "AUDIENCE_DATABASE_URL": login_url,
+        "AUDIENCE_DATABASE_URL": app_login_url,
         "AUDIENCE_REDIS_URL": redis.url,
         "AUDIENCE_JOB_CHUNK_SIZE": "40",
         "AUDIENCE_LOG_LEVEL": "WARNING",
@@ -386,7 +350,7 @@ def test_jobs_run_on_a_worker_logged_in_as_a_member_of_audience_app(
     try:
         with engine.begin() as conn:
             _, key = create_account(conn, f"rls-worker-{uuid.uuid4().hex[:6]}")
-        settings = make_settings(login_url, redis_url=redis.url)
+        settings = make_settings(app_login_url, redis_url=redis.url)
         with TestClient(create_app(settings, engine=login)) as client:
             c = Scoped(client, key)
             c.load(*({"email": f"w{i}@x.com", "tags": ["w"]} for i in range(100)))

@@ -4,7 +4,8 @@ Faults: workers SIGKILLed mid-job (more often than arq's max_tries), PostgreSQL 
 worker's connections and refusing new ones mid-job, Redis flushed, restarted or gone while a
 job is queued, a selection that changes under a running job. Each test runs its own
 redis-server on a spare port so it can kill it without touching anyone else's; on the
-shared PostgreSQL server only the worker's own backends (named after its pid) are killed."""
+shared PostgreSQL server only the worker's own backends (those of a login role of its own)
+are killed."""
 
 import os
 import shutil
@@ -21,10 +22,10 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from app import tables as t
-from app.jobs.worker import MAX_TRIES, application_name
+from app.jobs.worker import MAX_TRIES
 from app.main import create_app
 from tests.bulk import bulk_account
-from tests.conftest import REDIS_URL, Scoped, free_port, make_settings
+from tests.conftest import REDIS_URL, Scoped, free_port, login_role, make_settings
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 AUDIENCE = str(Path(sys.executable).parent / "audience")
@@ -126,8 +127,8 @@ def stack(db_url, engine, api):
     }
     workers: list[Worker] = []
 
-    def worker() -> Worker:
-        w = Worker(env)
+    def worker(**more_env: str) -> Worker:
+        w = Worker({**env, **more_env})
         w.start()
         workers.append(w)
         return w
@@ -305,43 +306,52 @@ def _assert_added_once(client, job: dict, n: int) -> None:
     assert client.count({"filter": {"field": "score", "op": "gt", "value": 1}}) == 0
 
 
-def _terminate(admin, database: str, application_name: str) -> int:
-    """pg_terminate_backend every connection of one worker process (by the application
-    name it gives them: nobody else's on this shared server)."""
+def _terminate(admin, database: str, role: str) -> int:
+    """pg_terminate_backend every connection of one worker process, which logs in as a role
+    of its own (nobody else's on this shared server). By role, not by application name:
+    behind PgBouncer a backend serves every client of its database and role in turn, and
+    keeps the application name of the last client that gave one."""
     return admin.execute(
         sa.text(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = :database AND application_name = :name"
+            " WHERE datname = :database AND usename = :role"
         ),
-        {"database": database, "name": application_name},
+        {"database": database, "role": role},
     ).scalar_one()
 
 
-def test_database_restart_mid_job_resumes_exactly_once(stack, engine, hold):
+def test_database_restart_mid_job_resumes_exactly_once(stack, db_url, engine, hold):
     api, _, worker = stack
-    w = worker()
+    with login_role(db_url) as url:  # a member of audience_app, as deployed
+        w = worker(AUDIENCE_DATABASE_URL=url)
+        try:
+            _restart_mid_job(api, engine, hold, sa.make_url(url).username)
+        finally:
+            w.stop()  # before its role goes
+
+
+def _restart_mid_job(api, engine, hold, role: str) -> None:
     account_id, client = _account(api, engine, 20_000)
     first, second = hold(account_id, 5_000), hold(account_id, 15_000)
     job_id = _submit(client)
     _at(client, job_id, 5_000)
-    name = application_name(w.proc.pid)
     database = engine.url.database
     admin = sa.create_engine(engine.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             # the worker's backends killed, as a fast shutdown does …
-            assert _terminate(conn, database, name) > 0
+            assert _terminate(conn, database, role) > 0
             first.release()
             assert _at(client, job_id, 15_000)["processed"] == 15_000
             # … then a database that refuses the worker for 2 s, as a restart does
             conn.exec_driver_sql(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
             try:
-                _terminate(conn, database, name)
+                _terminate(conn, database, role)
                 second.release()
                 time.sleep(0.2)
                 stalled_at = client.get(f"/v1/jobs/{job_id}").json()  # this test's own pool
                 for _ in range(18):
-                    _terminate(conn, database, name)
+                    _terminate(conn, database, role)
                     time.sleep(0.1)
                 job = client.get(f"/v1/jobs/{job_id}").json()
             finally:
