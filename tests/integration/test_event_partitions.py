@@ -9,6 +9,7 @@ conditions read only the partitions of their window. Each test has a database of
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -29,11 +30,20 @@ from app.jobs.worker import make_worker, partition_events
 from app.migrate import alembic_config, upgrade
 from app.selection.service import prepare
 from tests import conftest
-from tests.conftest import app_role_engine, make_settings
+from tests.conftest import app_role_engine, login_role, make_settings
 
 pytestmark = pytest.mark.postgres
 ROLE = "audience_app"
 PARTITIONED = "0009_event_partitions"  # the migration tested here (later ones have their own)
+
+
+@contextmanager
+def as_app(engine: sa.Engine) -> Iterator[sa.Engine]:
+    """An engine on `engine`'s database logged in as the application is: a login role that
+    is a member of audience_app (tests/conftest.py, login_role)."""
+    url = engine.url.render_as_string(hide_password=False)
+    with login_role(url) as login, app_role_engine(login, 1) as app:
+        yield app
 
 
 def new_database() -> Iterator[str]:
@@ -110,8 +120,7 @@ def account_with_contacts(engine: sa.Engine, n: int = 3) -> tuple[int, list[int]
 
 def add_events(engine: sa.Engine, account_id: int, contact_id: int, times) -> list[int]:
     """Events at `times`, inserted as the application does (its role, its account)."""
-    url = engine.url.render_as_string(hide_password=False)
-    with app_role_engine(url, 1) as app, app.begin() as conn:
+    with as_app(engine) as app, app.begin() as conn:
         act_as(conn, account_id)
         rows = [
             {
@@ -259,8 +268,7 @@ def test_the_migration_partitions_a_filled_table_and_back(empty_url):
 def assert_policies_hold(engine: sa.Engine) -> None:
     """As the application's role: an account sees its own events and no other's, writes
     none of another's, and no partition can be read past the policies."""
-    url = engine.url.render_as_string(hide_password=False)
-    with app_role_engine(url, 1) as app:
+    with as_app(engine) as app:
         with app.begin() as conn:
             act_as(conn, 1)
             mine = conn.exec_driver_sql("SELECT DISTINCT account_id FROM events").scalars()
@@ -297,12 +305,15 @@ def test_the_migration_refuses_a_role_held_by_the_policies(empty_url):
                 "INSERT INTO events (account_id, contact_id, type, occurred_at)"
                 " VALUES (1, 1, 'X', now())"
             )
-            conn.exec_driver_sql(f"CREATE ROLE {owner} NOSUPERUSER NOBYPASSRLS")
+            conn.exec_driver_sql(f"CREATE ROLE {owner} LOGIN NOSUPERUSER NOBYPASSRLS")
             conn.exec_driver_sql(f"GRANT ALL ON SCHEMA public TO {owner}")
             for table in ("events", "alembic_version", "accounts", "contacts"):
                 conn.exec_driver_sql(f"ALTER TABLE {table} OWNER TO {owner}")
         with pytest.raises(sa.exc.ProgrammingError, match="row-level security"):
-            command.upgrade(alembic_config(f"{empty_url}?options=-c%20role%3D{owner}"), PARTITIONED)
+            as_owner = sa.make_url(empty_url).set(username=owner)
+            command.upgrade(
+                alembic_config(as_owner.render_as_string(hide_password=False)), PARTITIONED
+            )
         with engine.begin() as conn:
             assert relkind(conn) == "r"
             assert conn.exec_driver_sql("SELECT count(*) FROM events").scalar() == 1
@@ -327,8 +338,7 @@ def test_months_ahead_are_made_once(engine):
     assert made == {"events_default"} | {
         name(add_months(month, n)) for n in range(events_partitions.AHEAD_MONTHS + 1)
     }
-    url = engine.url.render_as_string(hide_password=False)
-    with app_role_engine(url, 1) as app:
+    with as_app(engine) as app:
         assert events_partitions.maintain(app) == []
         assert events_partitions.maintain(app) == []
         more = events_partitions.maintain(app, ahead=events_partitions.AHEAD_MONTHS + 2)
