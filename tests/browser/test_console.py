@@ -8,6 +8,7 @@ import json
 import time
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -41,9 +42,10 @@ def load(http, extra: int = 0) -> None:
 
 
 def wait(browser, until, timeout: float = 20, what: str = "the page"):
-    return WebDriverWait(browser, timeout, poll_frequency=0.1).until(
-        lambda d: until(d), message=f"waiting for {what}"
-    )
+    """`until` is asked again while it reads an element the page has just drawn anew."""
+    return WebDriverWait(
+        browser, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(lambda d: until(d), message=f"waiting for {what}")
 
 
 def errors(browser, allow: tuple[str, ...] = ()) -> list[str]:
@@ -670,13 +672,19 @@ def test_generated_coupons_download_as_the_jobs_output(browser, live, http, key,
     action.find_element(CSS, "input[id$='-length']").send_keys("8")
     browser.find_element(By.ID, "perform").click()
     browser.find_element(By.ID, "confirm-ok").click()
-    card = wait(browser, lambda d: d.find_elements(CSS, "#dry-run-result article.job"), what="job")[
-        0
-    ]
-    wait(browser, lambda d: card.get_attribute("data-status") == "succeeded", 60, what="coupons")
+    # by its id: the card is drawn anew as the job moves, and a card found once goes stale
+    done = "#dry-run-result article.job[data-status='succeeded']"
+    card_id = wait(browser, lambda d: d.find_element(CSS, done).get_attribute("id"), 60, "coupons")
     for old in downloads.iterdir():
         old.unlink()
-    card.find_element(By.XPATH, ".//button[.='Download output']").click()
+
+    def download(d) -> bool:
+        d.find_element(By.ID, card_id).find_element(
+            By.XPATH, ".//button[.='Download output']"
+        ).click()
+        return True
+
+    wait(browser, download, what="the download button")
     files = wait(
         browser, lambda d: [p for p in downloads.iterdir() if p.suffix == ".csv"], what="csv"
     )

@@ -269,8 +269,7 @@ def test_cancel_a_job_running_on_a_worker(stack, engine):
             ],
         },
     ).json()["id"]
-    while client.get(f"/v1/jobs/{job_id}").json()["processed"] == 0:
-        time.sleep(0.01)
+    _wait_for(client, job_id, lambda job: job["processed"] > 0)
     client.post(f"/v1/jobs/{job_id}/cancel")
     job = client.wait(job_id)
     assert job["status"] == "cancelled" and 0 < job["processed"] < 50_000
