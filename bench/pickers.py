@@ -40,6 +40,20 @@ CALLS = [
 ]
 
 
+def timings(http: httpx.Client, runs: int) -> dict[str, float]:
+    """Each call's median seconds over `runs`, after one warm-up."""
+    medians = {}
+    for name, path in CALLS:
+        http.get(path).raise_for_status()  # warm-up
+        times = []
+        for _ in range(runs):
+            seconds, r = timed(lambda path=path: http.get(path))
+            r.raise_for_status()
+            times.append(seconds)
+        medians[name] = median(times)
+    return medians
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=DEFAULT_URL)
@@ -49,22 +63,17 @@ def main() -> None:
     engine = database(args.url)
     _, key = seeded_account(engine, args.contacts)
     url = args.url + ("" if args.url.startswith("sqlite") else APP_ROLE)
-    rows = []
     with (
         Server(url, rate_limit_per_s=0) as server,
         httpx.Client(
             base_url=server.base, headers={"Authorization": f"Bearer {key}"}, timeout=60
         ) as http,
     ):
-        for name, path in CALLS:
-            http.get(path).raise_for_status()  # warm-up
-            times = []
-            for _ in range(args.runs):
-                seconds, r = timed(lambda path=path: http.get(path))
-                r.raise_for_status()
-                times.append(seconds)
-            best = median(times)
-            rows.append([name, path, f"{best * 1000:.0f}", verdict(best < TARGET_S)])
+        medians = timings(http, args.runs)
+    rows = [
+        [name, path, f"{medians[name] * 1000:.0f}", verdict(medians[name] < TARGET_S)]
+        for name, path in CALLS
+    ]
     print(
         f"\nPickers at {args.contacts:,} contacts ({args.url.rsplit('/', 1)[-1]}), median of {args.runs}\n"
     )
