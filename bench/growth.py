@@ -52,7 +52,7 @@ from bench.common import (
     timed,
     verdict,
 )
-from bench.selection import AS_OF, ENGAGED, FLOOR, count, suite
+from bench.selection import AS_OF, ENGAGED, FLOOR, count, first_mailings, suite
 
 URL_TEMPLATE = "postgresql://postgres@127.0.0.1:5432/audience_growth_{label}"
 APP_ROLE = "?options=-c%20role%3Daudience_app"
@@ -165,12 +165,7 @@ def measure(size: int, url: str, redis_url: str, runs: int, out: Path) -> dict:
     engine, account_id, seed_figures = seeded(url, size, out)
     key = api_key(engine, account_id)
     with engine.connect() as conn:
-        mailings = list(
-            conn.execute(
-                sa.text("SELECT id FROM mailings WHERE account_id = :a ORDER BY id LIMIT 3"),
-                {"a": account_id},
-            ).scalars()
-        )
+        mailings = first_mailings(conn, account_id)
         contacts = conn.execute(
             sa.text("SELECT count(*) FROM contacts WHERE account_id = :a AND NOT deleted"),
             {"a": account_id},

@@ -431,6 +431,12 @@ FLOOR = Case(
 )
 
 
+def first_mailings(conn, account_id: int) -> list[int]:
+    """The account's first three mailings: the ones the suite's mailing specs name."""
+    query = sa.text("SELECT id FROM mailings WHERE account_id = :a ORDER BY id LIMIT 3")
+    return list(conn.execute(query, {"a": account_id}).scalars())
+
+
 def bindings(conn, account_id: int, mailings: list[int]) -> dict:
     """The values the hand-written SQL binds: the account, the moments, and the ids of
     the names the suite uses."""
@@ -696,12 +702,7 @@ def main() -> None:
         seeded_account(engine, others)  # rows of another account in every table
     account_id, key = seeded_account(engine, args.contacts)
     with engine.begin() as conn:
-        mailings = list(
-            conn.execute(
-                sa.text("SELECT id FROM mailings WHERE account_id = :a ORDER BY id LIMIT 3"),
-                {"a": account_id},
-            ).scalars()
-        )
+        mailings = first_mailings(conn, account_id)
         bound = None if sqlite else bindings(conn, account_id, mailings)
     headers = {"Authorization": f"Bearer {key}"}
     if sqlite:

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from app.auth import create_account
-from app.config import Settings
+from app.cli import app as cli
+from app.config import Settings, get_settings
 from app.db import make_engine, normalize_url
 from app.main import create_app
 from app.migrate import upgrade
@@ -131,6 +133,18 @@ def engine(db_url):
     engine = make_engine(db_url)
     yield engine
     engine.dispose()
+
+
+def doctor(database_url: str, *args: str) -> tuple[int, str]:
+    """`audience doctor ARGS` on this database, without Redis: (exit status, output)."""
+    get_settings.cache_clear()
+    try:
+        env = {"AUDIENCE_DATABASE_URL": database_url, "AUDIENCE_REDIS_URL": None}
+        result = CliRunner().invoke(cli, ["doctor", *args], env=env)
+    finally:
+        get_settings.cache_clear()
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, result.output
 
 
 def make_settings(db_url: str, **overrides) -> Settings:

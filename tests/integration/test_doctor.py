@@ -9,25 +9,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from typer.testing import CliRunner
 
 from app import tables as t
-from app.cli import app as cli
-from app.config import get_settings
 from app.jobs import runner as job_runner
 from app.migrate import alembic_config, upgrade
-from tests.conftest import Scoped, make_settings
-
-
-def doctor(database_url: str, *args: str) -> tuple[int, str]:
-    get_settings.cache_clear()
-    try:
-        env = {"AUDIENCE_DATABASE_URL": database_url, "AUDIENCE_REDIS_URL": None}
-        result = CliRunner().invoke(cli, ["doctor", *args], env=env)
-    finally:
-        get_settings.cache_clear()
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return result.exit_code, result.output
+from tests.conftest import Scoped, doctor, make_settings
 
 
 @pytest.fixture

@@ -17,20 +17,17 @@ import sqlalchemy as sa
 from alembic import command
 from psycopg import sql as psql
 from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
-from typer.testing import CliRunner
 
 from app import events_partitions
 from app import tables as t
 from app.auth import create_account
-from app.cli import app as cli
-from app.config import get_settings
 from app.db import act_as, make_engine
 from app.jobs.transports import InProcessRunner
 from app.jobs.worker import make_worker, partition_events
 from app.migrate import alembic_config, upgrade
 from app.selection.service import prepare
 from tests import conftest
-from tests.conftest import app_role_engine, login_role, make_settings
+from tests.conftest import app_role_engine, doctor, login_role, make_settings
 
 pytestmark = pytest.mark.postgres
 ROLE = "audience_app"
@@ -534,16 +531,6 @@ def test_doctor_says_when_no_upkeep_ran(url, engine):
     report = json.loads(output)
     assert code == 1 and report["problems"] == ["partitions"]
     assert following in report["checks"]["partitions"]["detail"]
-
-
-def doctor(database_url: str, *args: str) -> tuple[int, str]:
-    get_settings.cache_clear()
-    try:
-        env = {"AUDIENCE_DATABASE_URL": database_url, "AUDIENCE_REDIS_URL": None}
-        result = CliRunner().invoke(cli, ["doctor", *args], env=env)
-    finally:
-        get_settings.cache_clear()
-    return result.exit_code, result.output
 
 
 def test_sqlite_has_nothing_to_keep(sqlite_url):
