@@ -78,7 +78,8 @@ def _owned_key(*columns: str) -> sa.PrimaryKeyConstraint:
 
 
 def _column(name: str, *, nullable: bool = False) -> sa.Column:
-    """A reference to another of the account's rows; its foreign key is `_owned_ref`."""
+    """An id column: a reference to another of the account's rows (its foreign key is
+    `_owned_ref`), or one kept without a foreign key (the job engine's tables)."""
     return sa.Column(name, ID, nullable=nullable)
 
 
@@ -521,16 +522,12 @@ job_actions = sa.Table(
 # snapshot inserts hundreds of thousands of rows in one statement, and a per-row
 # constraint trigger was half its time. Rows of a job go with it in app.jobs (nothing
 # else deletes jobs).
-def _plain_id(name: str) -> sa.Column:
-    return sa.Column(name, sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False)
-
-
 job_members = sa.Table(
     "job_members",
     metadata,
-    _plain_id("account_id"),
-    _plain_id("job_id"),
-    _plain_id("contact_id"),
+    _column("account_id"),
+    _column("job_id"),
+    _column("contact_id"),
     sa.PrimaryKeyConstraint("account_id", "job_id", "contact_id"),
 )
 
@@ -538,10 +535,10 @@ job_members = sa.Table(
 job_output = sa.Table(
     "job_output",
     metadata,
-    _plain_id("account_id"),
-    _plain_id("job_id"),
+    _column("account_id"),
+    _column("job_id"),
     sa.Column("position", sa.Integer, nullable=False),
-    _plain_id("contact_id"),
+    _column("contact_id"),
     sa.Column("value", sa.Text, nullable=False),
     sa.PrimaryKeyConstraint("account_id", "job_id", "position", "contact_id"),
 )
@@ -559,10 +556,10 @@ job_output = sa.Table(
 change_log = sa.Table(
     "change_log",
     metadata,
-    _plain_id("account_id"),
-    _plain_id("job_id"),
+    _column("account_id"),
+    _column("job_id"),
     sa.Column("step", sa.Integer, nullable=False),
-    _plain_id("contact_id"),
+    _column("contact_id"),
     sa.Column("field", sa.String(300), nullable=False),
     sa.Column("ref", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
     sa.Column("action", sa.String(64), nullable=False),
@@ -584,8 +581,8 @@ change_log = sa.Table(
 import_rows = sa.Table(
     "import_rows",
     metadata,
-    _plain_id("account_id"),
-    _plain_id("job_id"),
+    _column("account_id"),
+    _column("job_id"),
     sa.Column("line", sa.BigInteger, nullable=False),
     sa.Column("cells", sa.Text, nullable=False),
     sa.PrimaryKeyConstraint("account_id", "job_id", "line"),
@@ -596,8 +593,8 @@ import_rows = sa.Table(
 import_errors = sa.Table(
     "import_errors",
     metadata,
-    _plain_id("account_id"),
-    _plain_id("job_id"),
+    _column("account_id"),
+    _column("job_id"),
     sa.Column("line", sa.BigInteger, nullable=False),
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("column", sa.Text, nullable=False),
